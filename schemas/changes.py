@@ -1,0 +1,115 @@
+"""Change records: what the processor derived from events.
+
+`presence.changes` (keyed by user id) holds every user-level transition. The processor also routes
+the channel-level ones (`member.*`) through `presence.channel-changes`, keyed by channel, to the
+channel stage, which folds them into channel views and publishes `ChannelView` records on
+`presence.channels`.
+
+Change ids are derived from the id of the event that caused them, so a replay or a redelivery
+produces the same ids and consumers can drop duplicates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+from schemas.events import SCHEMA_VERSION
+
+OfflineReason = Literal["leave", "timeout"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Change:
+    type: ClassVar[str]
+    change_id: str
+    user_id: str
+    at: int
+    v: int = SCHEMA_VERSION
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UserCameOnline(Change):
+    type: ClassVar[str] = "user.online"
+    status: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UserWentOffline(Change):
+    type: ClassVar[str] = "user.offline"
+    reason: OfflineReason
+    last_seen: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UserStatusChanged(Change):
+    type: ClassVar[str] = "user.status_changed"
+    status: str
+    previous: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Member:
+    """A user as seen by the members of a channel."""
+
+    user_id: str
+    status: str
+    joined_at: int
+    last_seen: int
+    connections: int
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MemberJoined(Change):
+    type: ClassVar[str] = "member.joined"
+    channel: str
+    member: Member
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MemberUpdated(Change):
+    type: ClassVar[str] = "member.updated"
+    channel: str
+    member: Member
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MemberLeft(Change):
+    type: ClassVar[str] = "member.left"
+    channel: str
+    reason: OfflineReason
+    last_seen: int
+
+
+MemberChange = MemberJoined | MemberUpdated | MemberLeft
+
+CHANGE_TYPES: dict[str, type[Change]] = {
+    cls.type: cls
+    for cls in (UserCameOnline, UserWentOffline, UserStatusChanged, MemberJoined, MemberUpdated, MemberLeft)
+}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Departure:
+    user_id: str
+    reason: OfflineReason
+    last_seen: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChannelView:
+    """One record on `presence.channels` (compacted, keyed by channel).
+
+    `members` is the full membership after this step, so the latest record of a channel is its
+    snapshot; `joins`, `leaves` and `updates` are the diff from the view with `seq - 1`.
+    """
+
+    channel: str
+    seq: int
+    at: int
+    members: tuple[Member, ...]
+    joins: tuple[Member, ...] = ()
+    leaves: tuple[Departure, ...] = ()
+    updates: tuple[Member, ...] = ()
+    v: int = SCHEMA_VERSION

@@ -1,0 +1,47 @@
+"""The error-code catalogue: one row per failure a client can see.
+
+Codes are stable strings; clients switch on them, never on messages. Each code fixes the HTTP
+status of a REST answer, the WebSocket close code when the failure ends the socket, and whether
+retrying the same request can succeed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorCode:
+    code: str
+    http_status: int
+    ws_close: int | None  # None: the socket stays open and gets an `error` frame
+    retriable: bool
+    description: str
+
+
+_CATALOGUE = (
+    ErrorCode("auth.missing_token", 401, 4401, False, "No token was given."),
+    ErrorCode("auth.invalid_token", 401, 4401, False, "The token is malformed, badly signed or expired."),
+    ErrorCode("auth.channel_forbidden", 403, None, False, "The token does not allow this channel."),
+    ErrorCode("request.malformed_json", 400, None, False, "The body or frame is not valid JSON."),
+    ErrorCode("request.unknown_type", 400, None, False, "The frame `type` is not one the server knows."),
+    ErrorCode("request.invalid", 400, None, False, "A field is missing, unknown, or of the wrong type or value."),
+    ErrorCode("request.too_large", 413, 1009, False, "The body or frame exceeds the size limit."),
+    ErrorCode("request.binary_frame", 400, None, False, "Only JSON text frames are accepted."),
+    ErrorCode("presence.unknown_status", 400, None, False, "The status is not one the server knows."),
+    ErrorCode("presence.forbidden_user", 403, None, False, "The payload names a user other than the caller."),
+    ErrorCode("channel.not_joined", 409, None, False, "The connection has not joined this channel."),
+    ErrorCode("channel.invalid_id", 400, None, False, "The channel id is empty, too long or has bad characters."),
+    ErrorCode("connection.slow_consumer", 503, 1013, True, "The client did not read its frames fast enough."),
+    ErrorCode("service.broker_unavailable", 503, 1013, True, "The event log did not acknowledge in time."),
+    ErrorCode("service.not_ready", 503, 1013, True, "The read model has not caught up with the log yet."),
+    ErrorCode("route.not_found", 404, None, False, "No such route."),
+    ErrorCode("route.method_not_allowed", 405, None, False, "The route does not accept this method."),
+    ErrorCode("server.internal", 500, 1011, True, "An unexpected server error; it was logged."),
+)
+
+ERRORS: dict[str, ErrorCode] = {e.code: e for e in _CATALOGUE}
+
+
+def error(code: str) -> ErrorCode:
+    return ERRORS[code]

@@ -1,0 +1,64 @@
+"""Table values: the per-user and per-channel state the processor keeps.
+
+These are the values of the processor's changelog topics (`presence-users-changelog`,
+`presence-channels-changelog`, compacted, keyed by user id and channel id), so they are part of
+the contract: an analyst can read a user's current state straight from the changelog.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from schemas.changes import Member
+from schemas.events import SCHEMA_VERSION
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Connection:
+    connection_id: str
+    edge_id: str
+    opened_at: int
+    last_heartbeat: int
+    timeout_ms: int
+    channels: tuple[str, ...] = ()
+    device: str | None = None
+    dropped_at: int | None = None
+    grace_ms: int | None = None
+
+    @property
+    def deadline(self) -> int:
+        """When the connection stops counting as live unless a heartbeat moves it."""
+        deadline = self.last_heartbeat + self.timeout_ms
+        if self.dropped_at is not None and self.grace_ms is not None:
+            deadline = min(deadline, self.dropped_at + self.grace_ms)
+        return deadline
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UserPresence:
+    user_id: str
+    status: str = "online"  # the status the user chose; shown only while a connection is live
+    metadata: dict[str, Any] = field(default_factory=dict)
+    connections: tuple[Connection, ...] = ()
+    channel_since: dict[str, int] = field(default_factory=dict)
+    last_seen: int | None = None
+    recent_event_ids: tuple[str, ...] = ()
+    v: int = SCHEMA_VERSION
+
+    @property
+    def online(self) -> bool:
+        return bool(self.connections)
+
+    @property
+    def public_status(self) -> str:
+        return self.status if self.online else "offline"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChannelState:
+    channel: str
+    seq: int = 0
+    members: tuple[Member, ...] = ()
+    recent_change_ids: tuple[str, ...] = ()
+    v: int = SCHEMA_VERSION

@@ -1,0 +1,65 @@
+"""Topic contracts: name, key, value record, partitioning and cleanup policy.
+
+Every process derives partitions from `partition_for`, the Kafka default partitioner (murmur2 of
+the key bytes), so a record the edge sends to an explicit partition lands where the processor's
+tables expect that user's state, and downstream consumers can locate a user or channel.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from aiokafka.partitioner import murmur2
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSpec:
+    name: str
+    key: str
+    value: str
+    cleanup_policy: Literal["delete", "compact"]
+    description: str
+    retention_ms: int | None = None
+
+
+DEFAULT_PARTITIONS = 8
+DAY_MS = 24 * 3600 * 1000
+
+EVENTS = TopicSpec(
+    name="presence.events",
+    key="user id when the batch holds one user's events, else absent; the partition is always partition_for(user id)",
+    value="EventBatch",
+    cleanup_policy="delete",
+    retention_ms=7 * DAY_MS,
+    description="Source of truth: connection, heartbeat, channel, update and timeout events, batched per partition.",
+)
+CHANGES = TopicSpec(
+    name="presence.changes",
+    key="user id",
+    value="Change (user.* and member.*)",
+    cleanup_policy="delete",
+    retention_ms=7 * DAY_MS,
+    description="Every transition of every user, derived by the processor.",
+)
+CHANNEL_CHANGES = TopicSpec(
+    name="presence.channel-changes",
+    key="channel id",
+    value="Change (member.* only)",
+    cleanup_policy="delete",
+    retention_ms=DAY_MS,
+    description="Internal repartition of member changes by channel, feeding the channel stage.",
+)
+CHANNELS = TopicSpec(
+    name="presence.channels",
+    key="channel id",
+    value="ChannelView",
+    cleanup_policy="compact",
+    description="Channel views with a monotonic seq: the latest record of a channel is its snapshot.",
+)
+
+ALL = (EVENTS, CHANGES, CHANNEL_CHANGES, CHANNELS)
+
+
+def partition_for(key: str, partitions: int) -> int:
+    return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions

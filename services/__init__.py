@@ -1,0 +1,1 @@
+"""The edge: Starlette REST and WebSocket endpoints over an aiokafka producer and consumer."""

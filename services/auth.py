@@ -1,0 +1,65 @@
+"""JWT authentication (HS256, PyJWT) and channel authorization.
+
+The user id always comes from the token's `sub`; payloads never choose it. The optional
+`channels` claim lists channel ids or glob patterns the user may join and read; without it,
+every channel is allowed.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import time
+from dataclasses import dataclass
+
+import jwt
+
+from services.errors import ApiError
+
+ALGORITHMS = ["HS256"]
+LEEWAY_S = 5
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    user_id: str
+    channels: tuple[str, ...] | None  # None: no restriction
+
+    def may_access(self, channel: str) -> bool:
+        if self.channels is None:
+            return True
+        return any(fnmatch.fnmatchcase(channel, pattern) for pattern in self.channels)
+
+    def require_channel(self, channel: str) -> None:
+        if not self.may_access(channel):
+            raise ApiError("auth.channel_forbidden", f"the token does not allow channel {channel!r}")
+
+
+def authenticate(token: str | None, secret: str) -> Principal:
+    if not token:
+        raise ApiError("auth.missing_token")
+    try:
+        claims = jwt.decode(
+            token, secret, algorithms=ALGORITHMS, options={"require": ["exp", "sub"]}, leeway=LEEWAY_S
+        )
+    except jwt.PyJWTError as exc:
+        raise ApiError("auth.invalid_token", f"invalid token: {exc}") from exc
+    user_id, channels = claims["sub"], claims.get("channels")
+    if not isinstance(user_id, str) or not user_id:
+        raise ApiError("auth.invalid_token", "`sub` must be a non-empty string")
+    if channels is not None and not (isinstance(channels, list) and all(isinstance(c, str) for c in channels)):
+        raise ApiError("auth.invalid_token", "`channels` must be a list of strings")
+    return Principal(user_id=user_id, channels=None if channels is None else tuple(channels))
+
+
+def mint_token(secret: str, user_id: str, channels: list[str] | None = None, ttl_s: int = 3600) -> str:
+    now = int(time.time())
+    claims: dict[str, object] = {"sub": user_id, "iat": now, "exp": now + ttl_s}
+    if channels is not None:
+        claims["channels"] = channels
+    return jwt.encode(claims, secret, algorithm="HS256")
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    if authorization and authorization.lower().startswith("bearer "):
+        return authorization[7:].strip()
+    return None

@@ -1,0 +1,68 @@
+"""The edge's parts and their lifecycle: producer, event log, read model, fan-out, liveness."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from services.event_log import EventLog
+from services.fanout import Fanout
+from services.liveness import Liveness
+from services.protocol import Limits
+from services.read_model import ReadModel
+from services.settings import EdgeSettings
+
+
+@dataclass
+class Edge:
+    settings: EdgeSettings
+    limits: Limits
+    log: EventLog
+    read_model: ReadModel
+    fanout: Fanout
+    liveness: Liveness
+
+
+@contextlib.asynccontextmanager
+async def running_edge(settings: EdgeSettings) -> AsyncIterator[Edge]:
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.bootstrap_servers,
+        client_id=settings.edge_id,
+        acks="all",
+        # The embedded broker refuses InitProducerId; event ids make a retried duplicate harmless there.
+        enable_idempotence=settings.idempotent_producer,
+        linger_ms=0,
+    )
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.bootstrap_servers,
+        client_id=f"{settings.edge_id}-views",
+        group_id=None,
+        enable_auto_commit=False,
+        fetch_max_wait_ms=settings.fetch_wait_ms,
+    )
+    await producer.start()
+    await consumer.start()
+    event_log = EventLog(producer, settings.partitions, settings.batch_linger_ms, settings.write_timeout_s)
+    fanout = Fanout()
+    read_model = ReadModel(consumer, fanout.publish)
+    liveness = Liveness(event_log, settings.edge_id, interval_s=settings.heartbeat_s / 2)
+    limits = Limits(
+        statuses=settings.statuses,
+        max_bytes=settings.max_frame_bytes,
+        max_metadata_bytes=settings.max_metadata_bytes,
+    )
+    edge = Edge(settings, limits, event_log, read_model, fanout, liveness)
+    try:
+        await event_log.start()
+        await read_model.start()
+        await liveness.start()
+        yield edge
+    finally:
+        await liveness.stop()
+        await read_model.stop()
+        await event_log.stop()
+        await consumer.stop()
+        await producer.stop()

@@ -1,0 +1,72 @@
+"""Edge settings, read once from `PRESENCE_*` environment variables (docs/configuration.md)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+from dataclasses import dataclass
+
+from starlette.config import Config
+
+from schemas.topics import DEFAULT_PARTITIONS
+
+BUILT_IN_STATUSES = ("online", "away", "busy", "dnd")
+
+
+@dataclass(frozen=True)
+class EdgeSettings:
+    bootstrap_servers: str = "127.0.0.1:9092"
+    partitions: int = DEFAULT_PARTITIONS
+    edge_id: str = "edge"
+    http_host: str = "127.0.0.1"
+    http_port: int = 8080
+    jwt_secret: str = ""
+    heartbeat_s: float = 10.0
+    timeout_s: float = 30.0
+    reconnect_grace_s: float = 15.0
+    statuses: tuple[str, ...] = BUILT_IN_STATUSES
+    max_frame_bytes: int = 16 * 1024
+    max_body_bytes: int = 16 * 1024
+    max_metadata_bytes: int = 4 * 1024
+    write_timeout_s: float = 5.0
+    batch_linger_ms: float = 1.0
+    fetch_wait_ms: int = 5
+    idempotent_producer: bool = True
+
+    @property
+    def timeout_ms(self) -> int:
+        return int(self.timeout_s * 1000)
+
+    @property
+    def grace_ms(self) -> int:
+        return int(self.reconnect_grace_s * 1000)
+
+    @classmethod
+    def from_env(cls, environ: os._Environ[str] | dict[str, str] | None = None) -> EdgeSettings:
+        config = Config(environ=environ if environ is not None else os.environ)
+        edge_id = config("PRESENCE_EDGE_ID", default=f"edge-{socket.gethostname()}-{secrets.token_hex(3)}")
+        secret = config("PRESENCE_JWT_SECRET", default="")
+        if not secret:
+            raise SystemExit("PRESENCE_JWT_SECRET is not set; `presence up` generates one for development")
+        return cls(
+            bootstrap_servers=config("KAFKA_BOOTSTRAP_SERVERS", default=cls.bootstrap_servers),
+            partitions=config("PRESENCE_PARTITIONS", cast=int, default=cls.partitions),
+            edge_id=edge_id,
+            http_host=config("PRESENCE_HTTP_HOST", default=cls.http_host),
+            http_port=config("PRESENCE_HTTP_PORT", cast=int, default=cls.http_port),
+            jwt_secret=secret,
+            heartbeat_s=config("PRESENCE_HEARTBEAT_S", cast=float, default=cls.heartbeat_s),
+            timeout_s=config("PRESENCE_TIMEOUT_S", cast=float, default=cls.timeout_s),
+            reconnect_grace_s=config("PRESENCE_RECONNECT_GRACE_S", cast=float, default=cls.reconnect_grace_s),
+            statuses=tuple(
+                s.strip() for s in config("PRESENCE_STATUSES", default=",".join(BUILT_IN_STATUSES)).split(",")
+            ),
+            max_frame_bytes=config("PRESENCE_MAX_FRAME_BYTES", cast=int, default=cls.max_frame_bytes),
+            max_body_bytes=config("PRESENCE_MAX_BODY_BYTES", cast=int, default=cls.max_body_bytes),
+            max_metadata_bytes=config("PRESENCE_MAX_METADATA_BYTES", cast=int, default=cls.max_metadata_bytes),
+            write_timeout_s=config("PRESENCE_WRITE_TIMEOUT_S", cast=float, default=cls.write_timeout_s),
+            batch_linger_ms=config("PRESENCE_BATCH_LINGER_MS", cast=float, default=cls.batch_linger_ms),
+            fetch_wait_ms=config("PRESENCE_FETCH_WAIT_MS", cast=int, default=cls.fetch_wait_ms),
+            idempotent_producer=config("PRESENCE_IDEMPOTENT_PRODUCER", cast=bool, default=True),
+        )

@@ -1,0 +1,190 @@
+"""The WebSocket endpoint `/realtime/ws`: one `Session` per connected device.
+
+Frames in: `join`, `leave`, `heartbeat`, `update` (services.protocol). Frames out: `welcome`,
+`presence.snapshot`, `presence.diff`, `ack`, `error` (docs/api.md). Every state change is written
+to the log and acknowledged by Kafka before the client gets its answer; what other members see
+comes back through the processor and `presence.channels`, never from this process directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+import orjson
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from schemas.events import (
+    ChannelJoined,
+    ChannelLeft,
+    ConnectionClosed,
+    ConnectionDropped,
+    ConnectionOpened,
+    PresenceUpdated,
+)
+from services import metrics
+from services.auth import Principal, authenticate, bearer_token
+from services.edge import Edge
+from services.errors import ApiError
+from services.event_log import new_id, now_ms
+from services.fanout import snapshot_frame
+from services.protocol import Heartbeat, Join, Leave, Update, parse_frame
+
+log = logging.getLogger(__name__)
+
+CLEAN_CLOSE_CODES = {1000, 1001}  # normal closure, client going away: the user left
+OUTBOX_FRAMES = 1000  # frames queued for one slow client before it is disconnected
+
+
+async def presence_socket(websocket: WebSocket) -> None:
+    edge: Edge = websocket.app.state.edge
+    token = websocket.query_params.get("token") or bearer_token(websocket.headers.get("authorization"))
+    try:
+        principal = authenticate(token, edge.settings.jwt_secret)
+    except ApiError as exc:
+        await _deny(websocket, exc)
+        return
+    await websocket.accept()
+    await Session(websocket, principal, edge).run()
+
+
+async def _deny(websocket: WebSocket, exc: ApiError) -> None:
+    # Refuse the upgrade with a real 401 where the server supports it, else close with 4401.
+    if "websocket.http.response" in websocket.scope.get("extensions", {}):
+        await websocket.send_denial_response(exc.response())
+        return
+    await websocket.accept()
+    await websocket.send_text(orjson.dumps({"type": "error", **exc.body()}).decode())
+    await websocket.close(code=exc.error.ws_close or 1008)
+
+
+class Session:
+    def __init__(self, websocket: WebSocket, principal: Principal, edge: Edge) -> None:
+        self.websocket = websocket
+        self.principal = principal
+        self.edge = edge
+        self.connection_id = new_id()
+        self.channels: set[str] = set()
+        self._outbox: asyncio.Queue[bytes] = asyncio.Queue(OUTBOX_FRAMES)
+        self._close_code: int | None = None
+        self._closing: asyncio.Task[None] | None = None  # held so the close is not garbage-collected
+
+    def _event(self, cls: type, **fields: Any) -> Any:
+        return cls(
+            event_id=new_id(),
+            user_id=self.principal.user_id,
+            connection_id=self.connection_id,
+            edge_id=self.edge.settings.edge_id,
+            at=now_ms(),
+            **fields,
+        )
+
+    def push(self, frame: bytes) -> None:
+        try:
+            self._outbox.put_nowait(frame)
+            metrics.FRAMES_OUT.inc()
+        except asyncio.QueueFull:
+            if self._close_code is None:
+                log.warning("closing slow consumer %s", self.connection_id)
+                self._close_code = 1013
+                self._closing = asyncio.create_task(self.websocket.close(code=1013))
+
+    def reply(self, body: dict[str, Any]) -> None:
+        self.push(orjson.dumps(body))
+
+    async def run(self) -> None:
+        settings = self.edge.settings
+        opened = self._event(ConnectionOpened, timeout_ms=settings.timeout_ms)
+        try:
+            await self.edge.log.write(opened)
+        except ApiError as exc:
+            await self.websocket.send_text(orjson.dumps({"type": "error", **exc.body()}).decode())
+            await self.websocket.close(code=exc.error.ws_close or 1011)
+            return
+        self.edge.liveness.track(self.connection_id, self.principal.user_id, opened.at)
+        self._writer = asyncio.create_task(self._write_forever(), name=f"ws-writer-{self.connection_id}")
+        self.reply({
+            "type": "welcome",
+            "connection_id": self.connection_id,
+            "user_id": self.principal.user_id,
+            "edge_id": settings.edge_id,
+            "heartbeat_s": settings.heartbeat_s,
+            "timeout_s": settings.timeout_s,
+        })
+        clean = False
+        metrics.CONNECTIONS.inc()
+        try:
+            clean = await self._read_forever()
+        finally:
+            metrics.CONNECTIONS.dec()
+            await asyncio.shield(self._end(clean))
+
+    async def _read_forever(self) -> bool:
+        """Handle frames until the socket ends; True when the client closed it cleanly."""
+        while True:
+            message = await self.websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                return message.get("code", 1000) in CLEAN_CLOSE_CODES
+            self.edge.liveness.touch(self.connection_id, now_ms())
+            text = message.get("text")
+            try:
+                if text is None:
+                    raise ApiError("request.binary_frame")
+                await self._handle(text)
+            except ApiError as exc:
+                metrics.ERRORS.labels(exc.error.code).inc()
+                self.reply({"type": "error", **exc.body()})
+                if exc.error.ws_close is not None:
+                    self._close_code = exc.error.ws_close
+                    return False
+
+    async def _handle(self, text: str) -> None:
+        command = parse_frame(text, self.edge.limits)
+        metrics.FRAMES_IN.labels(type(command).__name__.lower()).inc()
+        match command:
+            case Join(channel=channel, ref=ref):
+                self.principal.require_channel(channel)
+                if channel not in self.channels:
+                    await self.edge.log.write(self._event(ChannelJoined, channel=channel))
+                    self.channels.add(channel)
+                    self.edge.fanout.subscribe(channel, self)
+                self.push(snapshot_frame(self.edge.read_model.view(channel), ref))
+            case Leave(channel=channel, ref=ref):
+                if channel not in self.channels:
+                    raise ApiError("channel.not_joined", f"not joined to {channel!r}")
+                await self.edge.log.write(self._event(ChannelLeft, channel=channel))
+                self.channels.discard(channel)
+                self.edge.fanout.unsubscribe(channel, self)
+                self.reply({"type": "ack", "ref": ref, "channel": channel})
+            case Update(status=status, metadata=metadata, ref=ref):
+                event = self._event(PresenceUpdated, status=status, metadata=metadata)
+                await self.edge.log.write(event)
+                self.reply({"type": "ack", "ref": ref, "event_id": event.event_id})
+            case Heartbeat():
+                pass  # liveness was already noted for every frame
+
+    async def _write_forever(self) -> None:
+        while True:
+            frame = await self._outbox.get()
+            await self.websocket.send_text(frame.decode())
+
+    async def _end(self, clean: bool) -> None:
+        for channel in self.channels:
+            self.edge.fanout.unsubscribe(channel, self)
+        self.edge.liveness.forget(self.connection_id)
+        self._writer.cancel()
+        if self._close_code is not None:
+            with contextlib.suppress(Exception):  # the client may be gone already
+                while not self._outbox.empty():
+                    await self.websocket.send_text(self._outbox.get_nowait().decode())
+                await self.websocket.close(code=self._close_code)
+        if clean:
+            event = self._event(ConnectionClosed)
+        else:
+            event = self._event(ConnectionDropped, grace_ms=self.edge.settings.grace_ms)
+        try:
+            await self.edge.log.write(event)
+        except ApiError:
+            log.warning("%s of %s not written; it will time out", event.type, self.connection_id)

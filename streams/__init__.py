@@ -1,0 +1,1 @@
+"""The processor: a pure presence core and the faust-streaming adapters that drive it."""

@@ -1,0 +1,65 @@
+"""Agents: the thin adapters that feed records to the pure cores and write what they emit.
+
+Stage 1 (`fold_events`, partitioned by user): `presence.events` -> users table ->
+`presence.changes` (every change) and `presence.channel-changes` (member changes, keyed by
+channel). Stage 2 (`fold_member_changes`, partitioned by channel): channels table ->
+`presence.channels`.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from schemas.changes import Change, MemberJoined, MemberLeft, MemberUpdated
+from schemas.codec import DecodeError, decode, decode_change, encode
+from schemas.events import EventBatch
+from streams import progress
+from streams.app import app, channel_changes_topic, changes_topic, channels, channels_topic, events_topic, users
+from streams.channels import apply_member_change
+from streams.core import apply
+
+log = logging.getLogger(__name__)
+
+
+@app.agent(events_topic)
+async def fold_events(stream: Any) -> None:
+    async for record in stream.events():
+        try:
+            batch = decode(record.value, EventBatch)
+        except DecodeError as exc:
+            log.error("skipping undecodable record at %s/%s: %s", record.message.partition,
+                      record.message.offset, exc)
+            continue
+        for event in batch.events:
+            before = users.get(event.user_id)
+            after, changes = apply(before, event)
+            if after is not before:
+                users[event.user_id] = after
+            for change in changes:
+                await _publish(change)
+        if batch.events:
+            progress.processed(record.message.partition, record.message.offset, batch.events[-1].at)
+
+
+async def _publish(change: Change) -> None:
+    value = encode(change)
+    await changes_topic.send(key=change.user_id.encode(), value=value)
+    if isinstance(change, MemberJoined | MemberUpdated | MemberLeft):
+        await channel_changes_topic.send(key=change.channel.encode(), value=value)
+
+
+@app.agent(channel_changes_topic)
+async def fold_member_changes(stream: Any) -> None:
+    async for value in stream:
+        try:
+            change = decode_change(decode(value, dict))
+        except DecodeError as exc:
+            log.error("skipping undecodable member change: %s", exc)
+            continue
+        if not isinstance(change, MemberJoined | MemberUpdated | MemberLeft):
+            continue
+        state, view = apply_member_change(channels.get(change.channel), change)
+        if view is not None:
+            channels[change.channel] = state
+            await channels_topic.send(key=change.channel.encode(), value=encode(view))

@@ -1,0 +1,57 @@
+"""The Faust application: topics and tables, built from the contracts in `schemas.topics`."""
+
+from __future__ import annotations
+
+import faust
+
+from schemas import topics
+from streams import codecs  # noqa: F401  (registers the table value codecs)
+from streams.settings import WorkerSettings
+from streams.tuning import set_fetch_wait
+
+settings = WorkerSettings.from_env()
+set_fetch_wait(settings.fetch_wait_ms)
+
+app = faust.App(
+    "presence",
+    broker=f"kafka://{settings.bootstrap_servers}",
+    store="memory://",
+    datadir=settings.datadir,
+    topic_partitions=settings.partitions,
+    topic_replication_factor=1,
+    table_standby_replicas=0,
+    producer_acks=-1,
+    # One record per produced batch keeps changelog recovery exact on a broker that misreports
+    # the end offset of multi-record batches (../shared/broker-notes.md); off on real Kafka.
+    producer_max_batch_size=1 if settings.one_record_batches else 16384,
+    consumer_auto_offset_reset="earliest",
+    web_enabled=False,
+)
+
+
+def _topic(spec: topics.TopicSpec) -> faust.TopicT:
+    config = {"cleanup.policy": spec.cleanup_policy}
+    if spec.retention_ms is not None:
+        config["retention.ms"] = str(spec.retention_ms)
+    return app.topic(
+        spec.name,
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=settings.partitions,
+        config=config,
+    )
+
+
+events_topic = _topic(topics.EVENTS)
+changes_topic = _topic(topics.CHANGES)
+channel_changes_topic = _topic(topics.CHANNEL_CHANGES)
+channels_topic = _topic(topics.CHANNELS)
+
+
+def _table(name: str, value_serializer: str) -> faust.Table:
+    schema = faust.Schema(key_type=str, key_serializer="raw", value_serializer=value_serializer)
+    return app.Table(name, schema=schema, partitions=settings.partitions)
+
+
+users = _table("users", "presence_user")
+channels = _table("channels", "presence_channel")

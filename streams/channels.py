@@ -1,0 +1,53 @@
+"""The pure channel core: fold member changes into a channel's membership and publish views.
+
+Same rules as `streams.core`: no clock, no I/O, idempotent by change id, and a change that does
+not fit (a leave of someone absent) changes nothing. Every effective change bumps `seq` by one,
+so subscribers can apply "snapshot, then diffs" and notice a gap.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from schemas.changes import ChannelView, Departure, Member, MemberChange, MemberJoined, MemberLeft, MemberUpdated
+from schemas.state import ChannelState
+
+RECENT_CHANGE_IDS = 256
+
+
+def apply_member_change(
+    state: ChannelState | None, change: MemberChange
+) -> tuple[ChannelState, ChannelView | None]:
+    state = state or ChannelState(channel=change.channel)
+    if change.change_id in state.recent_change_ids:
+        return state, None
+    members = {m.user_id: m for m in state.members}
+    joins: tuple[Member, ...] = ()
+    updates: tuple[Member, ...] = ()
+    leaves: tuple[Departure, ...] = ()
+    if isinstance(change, MemberJoined | MemberUpdated):
+        current = members.get(change.user_id)
+        if current == change.member or (current is None and isinstance(change, MemberUpdated)):
+            return state, None
+        members[change.user_id] = change.member
+        if current is None:
+            joins = (change.member,)
+        else:
+            updates = (change.member,)
+    elif isinstance(change, MemberLeft):
+        if members.pop(change.user_id, None) is None:
+            return state, None
+        leaves = (Departure(user_id=change.user_id, reason=change.reason, last_seen=change.last_seen),)
+    else:
+        return state, None
+    state = replace(
+        state,
+        seq=state.seq + 1,
+        members=tuple(sorted(members.values(), key=lambda m: m.user_id)),
+        recent_change_ids=(*state.recent_change_ids, change.change_id)[-RECENT_CHANGE_IDS:],
+    )
+    view = ChannelView(
+        channel=state.channel, seq=state.seq, at=change.at, members=state.members,
+        joins=joins, leaves=leaves, updates=updates,
+    )
+    return state, view

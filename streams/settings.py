@@ -1,0 +1,34 @@
+"""Processor settings, read once from `PRESENCE_*` environment variables (docs/configuration.md)."""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass
+
+from schemas.topics import DEFAULT_PARTITIONS
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerSettings:
+    bootstrap_servers: str
+    partitions: int
+    worker_id: str
+    sweep_interval_s: float
+    fetch_wait_ms: int
+    one_record_batches: bool
+    datadir: str
+
+    @classmethod
+    def from_env(cls) -> WorkerSettings:
+        env = os.environ
+        worker_id = env.get("PRESENCE_WORKER_ID", f"worker-{socket.gethostname()}-{os.getpid()}")
+        return cls(
+            bootstrap_servers=env.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
+            partitions=int(env.get("PRESENCE_PARTITIONS", DEFAULT_PARTITIONS)),
+            worker_id=worker_id,
+            sweep_interval_s=float(env.get("PRESENCE_SWEEP_INTERVAL_S", "0.5")),
+            fetch_wait_ms=int(env.get("PRESENCE_FETCH_WAIT_MS", "5")),
+            one_record_batches=env.get("PRESENCE_ONE_RECORD_BATCHES", "true").lower() in ("1", "true", "yes"),
+            datadir=env.get("PRESENCE_WORKER_DATADIR", f"/tmp/presence-{worker_id}"),
+        )

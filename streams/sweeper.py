@@ -1,0 +1,65 @@
+"""The timeout sweeper: turns passed deadlines into `connection.timed_out` events in the log.
+
+It runs on every worker but looks only at users of the `presence.events` partitions this worker
+owns, and writes each timeout to the user's own partition, where the fold applies it like any
+other event. The fold re-checks the deadline against the event's time, so a heartbeat that
+landed after the sweep wins.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+
+from faust.types import TP
+
+from schemas.codec import encode
+from schemas.events import ConnectionTimedOut, EventBatch
+from schemas.topics import EVENTS, partition_for
+from streams import progress
+from streams.app import app, events_topic, settings, users
+from streams.core import timeouts_due
+
+# A timeout already written is not written again until the fold has had time to apply it.
+RESEND_AFTER_MS = 5000
+_sent: dict[str, int] = {}
+
+
+@app.timer(interval=settings.sweep_interval_s)
+async def sweep() -> None:
+    wall_now = int(time.time() * 1000)
+    sweep_times = {}
+    for tp in app.consumer.assignment():
+        if tp.topic == EVENTS.name:
+            sweep_times[tp.partition] = progress.sweep_time(
+                tp.partition, _next_offset(tp), _highwater(tp), wall_now
+            )
+    due: dict[int, list[ConnectionTimedOut]] = defaultdict(list)
+    for user_id, state in list(users.items()):
+        partition = partition_for(user_id, settings.partitions)
+        now = sweep_times.get(partition)
+        if now is not None:
+            due[partition].extend(
+                e for e in timeouts_due(state, now, settings.worker_id) if _sent.get(e.event_id, 0) < wall_now
+            )
+    for events in due.values():
+        _sent.update((e.event_id, wall_now + RESEND_AFTER_MS) for e in events)
+    for event_id in [k for k, until in _sent.items() if until < wall_now]:
+        del _sent[event_id]
+    for partition, events in due.items():
+        await events_topic.send(value=encode(EventBatch(events=tuple(events))), partition=partition)
+
+
+def _next_offset(tp: TP) -> int | None:
+    known = progress.next_offset(tp.partition)
+    if known is not None:
+        return known
+    # Nothing read since assignment: Faust's read offset is then the committed offset.
+    return app.consumer._read_offset.get(tp)
+
+
+def _highwater(tp: TP) -> int | None:
+    try:
+        return app.consumer.highwater(tp)
+    except Exception:  # no fetch answered for this partition yet
+        return None

@@ -1,0 +1,143 @@
+"""The pure channel core: member changes folded into channel views."""
+
+from __future__ import annotations
+
+from schemas.changes import (
+    ChannelView,
+    Departure,
+    Member,
+    MemberChange,
+    MemberJoined,
+    MemberLeft,
+    MemberUpdated,
+    OfflineReason,
+)
+from schemas.state import ChannelState
+from streams.channels import apply_member_change
+
+CHANNEL = "room"
+
+
+def member(user: str, *, status: str = "online", connections: int = 1, joined_at: int = 10) -> Member:
+    return Member(user_id=user, status=status, joined_at=joined_at, last_seen=joined_at, connections=connections)
+
+
+def join(user: str, at: int, *, connections: int = 1, cid: str | None = None) -> MemberJoined:
+    return MemberJoined(change_id=cid or f"join:{user}@{at}/0", user_id=user, at=at, channel=CHANNEL,
+                        member=member(user, joined_at=at, connections=connections))
+
+
+def update(user: str, at: int, *, status: str = "online", joined_at: int = 10, cid: str | None = None
+           ) -> MemberUpdated:
+    return MemberUpdated(change_id=cid or f"update:{user}@{at}/0", user_id=user, at=at, channel=CHANNEL,
+                         member=member(user, joined_at=joined_at, status=status))
+
+
+def leave(user: str, at: int, *, reason: OfflineReason = "leave", cid: str | None = None) -> MemberLeft:
+    return MemberLeft(change_id=cid or f"leave:{user}@{at}/0", user_id=user, at=at, channel=CHANNEL,
+                      reason=reason, last_seen=at)
+
+
+def fold(*changes: MemberChange) -> tuple[ChannelState, list[ChannelView]]:
+    state: ChannelState | None = None
+    views: list[ChannelView] = []
+    for change in changes:
+        state, view = apply_member_change(state, change)
+        if view is not None:
+            views.append(view)
+    assert state is not None
+    return state, views
+
+
+def test_first_join_publishes_seq_1_with_the_join_and_the_members() -> None:
+    change = join("u1", 10)
+
+    state, view = apply_member_change(None, change)
+
+    assert view == ChannelView(channel=CHANNEL, seq=1, at=10, members=(member("u1"),), joins=(member("u1"),))
+    assert state == ChannelState(channel=CHANNEL, seq=1, members=(member("u1"),),
+                                 recent_change_ids=(change.change_id,))
+
+
+def test_update_of_a_present_member_publishes_the_update() -> None:
+    before, _ = fold(join("u1", 10), join("u2", 20))
+    change = update("u1", 30, status="away")
+    away = member("u1", status="away")
+
+    state, view = apply_member_change(before, change)
+
+    assert view == ChannelView(channel=CHANNEL, seq=3, at=30, members=(away, member("u2", joined_at=20)),
+                               updates=(away,))
+    assert state.members == view.members
+    assert state.seq == 3
+
+
+def test_join_of_a_present_member_with_a_new_view_publishes_an_update() -> None:
+    before, _ = fold(join("u1", 10))
+
+    _, view = apply_member_change(before, join("u1", 10, cid="again/0", connections=2))
+
+    assert view is not None
+    assert view.joins == ()
+    assert view.updates == (member("u1", connections=2),)
+
+
+def test_leave_publishes_the_departure_with_reason_and_last_seen() -> None:
+    before, _ = fold(join("u1", 10), join("u2", 20))
+
+    state, view = apply_member_change(before, leave("u1", 40, reason="timeout"))
+
+    assert view == ChannelView(channel=CHANNEL, seq=3, at=40, members=(member("u2", joined_at=20),),
+                               leaves=(Departure(user_id="u1", reason="timeout", last_seen=40),))
+    assert state.members == (member("u2", joined_at=20),)
+
+
+def test_leave_of_an_absent_user_changes_nothing() -> None:
+    before, _ = fold(join("u1", 10))
+
+    state, view = apply_member_change(before, leave("u2", 40))
+
+    assert view is None
+    assert state == before
+
+
+def test_update_of_an_absent_user_changes_nothing() -> None:
+    before, _ = fold(join("u1", 10), leave("u2", 15))
+
+    state, view = apply_member_change(before, update("u2", 40, status="away"))
+
+    assert view is None
+    assert state == before
+    assert state.seq == 1
+
+
+def test_duplicate_change_id_is_ignored() -> None:
+    first_join = join("u1", 10)
+    before, _ = fold(first_join, leave("u1", 20))
+
+    state, view = apply_member_change(before, first_join)
+
+    assert view is None
+    assert state == before
+    assert state.members == ()
+
+
+def test_seq_increases_by_one_per_published_view() -> None:
+    _, views = fold(
+        join("u1", 10),
+        leave("u9", 11),  # absent: no view
+        join("u2", 20),
+        update("u1", 30, status="away"),
+        update("u1", 30, status="away"),  # same change id: no view
+        leave("u2", 40),
+        join("u2", 50),
+    )
+
+    assert [v.seq for v in views] == [1, 2, 3, 4, 5]
+
+
+def test_members_are_sorted_by_user_id() -> None:
+    state, views = fold(join("u3", 10), join("u1", 20), join("u2", 30))
+
+    assert [m.user_id for m in state.members] == ["u1", "u2", "u3"]
+    assert [[m.user_id for m in v.members] for v in views] == [["u3"], ["u1", "u3"], ["u1", "u2", "u3"]]
