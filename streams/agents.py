@@ -38,8 +38,8 @@ async def fold_events(stream: Any) -> None:
                 users[event.user_id] = after
             for change in changes:
                 await _publish(change)
-        if batch.events:
-            progress.processed(record.message.partition, record.message.offset, batch.events[-1].at)
+        last_at = max((e.at for e in batch.events), default=0)
+        progress.processed(record.message.partition, record.message.offset, last_at)
 
 
 async def _publish(change: Change) -> None:

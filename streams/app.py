@@ -25,6 +25,9 @@ app = faust.App(
     # the end offset of multi-record batches (../shared/broker-notes.md); off on real Kafka.
     producer_max_batch_size=1 if settings.one_record_batches else 16384,
     consumer_auto_offset_reset="earliest",
+    # How soon a crashed worker's partitions move to a live one (Faust's default is 60 s).
+    broker_session_timeout=settings.session_timeout_s,
+    broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 3),
     web_enabled=False,
 )
 

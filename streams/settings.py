@@ -17,6 +17,7 @@ class WorkerSettings:
     sweep_interval_s: float
     fetch_wait_ms: int
     one_record_batches: bool
+    session_timeout_s: float
     datadir: str
 
     @classmethod
@@ -30,5 +31,6 @@ class WorkerSettings:
             sweep_interval_s=float(env.get("PRESENCE_SWEEP_INTERVAL_S", "0.5")),
             fetch_wait_ms=int(env.get("PRESENCE_FETCH_WAIT_MS", "5")),
             one_record_batches=env.get("PRESENCE_ONE_RECORD_BATCHES", "true").lower() in ("1", "true", "yes"),
+            session_timeout_s=float(env.get("PRESENCE_SESSION_TIMEOUT_S", "10")),
             datadir=env.get("PRESENCE_WORKER_DATADIR", f"/tmp/presence-{worker_id}"),
         )

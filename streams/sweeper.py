@@ -39,9 +39,9 @@ async def sweep() -> None:
         partition = partition_for(user_id, settings.partitions)
         now = sweep_times.get(partition)
         if now is not None:
-            due[partition].extend(
-                e for e in timeouts_due(state, now, settings.worker_id) if _sent.get(e.event_id, 0) < wall_now
-            )
+            for event in timeouts_due(state, now, settings.worker_id):
+                if _sent.get(event.event_id, 0) < wall_now:
+                    due[partition].append(event)
     for events in due.values():
         _sent.update((e.event_id, wall_now + RESEND_AFTER_MS) for e in events)
     for event_id in [k for k, until in _sent.items() if until < wall_now]:

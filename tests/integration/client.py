@@ -1,0 +1,98 @@
+"""A test WebSocket client that keeps the channel views it was sent, as a real client would."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+import websockets
+
+Frame = dict[str, Any]
+
+
+class Client:
+    def __init__(self, url: str, token: str) -> None:
+        self.url = f"{url}?token={token}"
+        self.frames: list[Frame] = []
+        self.views: dict[str, dict[str, Any]] = {}  # channel -> {"seq": int, "members": {user_id: member}}
+        self._arrived = asyncio.Condition()
+        self._ws: Any = None
+        self._reader: asyncio.Task[None] | None = None
+
+    async def connect(self) -> Frame:
+        self._ws = await websockets.connect(self.url)
+        self._reader = asyncio.create_task(self._read())
+        return await self.next(lambda f: f["type"] == "welcome")
+
+    async def send(self, **frame: Any) -> None:
+        await self._ws.send(orjson.dumps(frame).decode())
+
+    async def send_raw(self, data: str | bytes) -> None:
+        await self._ws.send(data)
+
+    async def join(self, channel: str) -> Frame:
+        start = len(self.frames)
+        await self.send(type="join", channel=channel)
+        return await self.next(lambda f: f["type"] == "presence.snapshot" and f["channel"] == channel, after=start)
+
+    async def next(self, match: Callable[[Frame], bool], timeout_s: float = 10.0, after: int = 0) -> Frame:
+        deadline = time.monotonic() + timeout_s
+        async with self._arrived:
+            while True:
+                for frame in self.frames[after:]:
+                    if match(frame):
+                        return frame
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError(f"no matching frame within {timeout_s} s; got {self.frames[after:]}")
+                try:
+                    await asyncio.wait_for(self._arrived.wait(), remaining)
+                except TimeoutError:
+                    pass
+
+    async def error(self, after: int) -> Frame:
+        return await self.next(lambda f: f["type"] == "error", after=after)
+
+    def members(self, channel: str) -> dict[str, Any]:
+        return self.views.get(channel, {}).get("members", {})
+
+    async def close(self, code: int = 1000) -> None:
+        await self._ws.close(code=code)
+        if self._reader is not None:
+            await asyncio.wait_for(self._reader, 5)
+
+    async def abort(self) -> None:
+        """Drop the TCP connection without a close handshake, like a crashed client."""
+        self._ws.transport.abort()
+        if self._reader is not None:
+            self._reader.cancel()
+
+    async def _read(self) -> None:
+        try:
+            async for message in self._ws:
+                frame = orjson.loads(message)
+                self._track(frame)
+                async with self._arrived:
+                    self.frames.append(frame)
+                    self._arrived.notify_all()
+        except websockets.ConnectionClosed:
+            pass
+
+    def _track(self, frame: Frame) -> None:
+        if frame["type"] == "presence.snapshot":
+            self.views[frame["channel"]] = {
+                "seq": frame["seq"], "members": {m["user_id"]: m for m in frame["members"]}
+            }
+        elif frame["type"] == "presence.diff":
+            view = self.views.get(frame["channel"])
+            if view is None or frame["seq"] <= view["seq"]:
+                return
+            assert frame["seq"] == view["seq"] + 1, f"gap in diffs: {view['seq']} -> {frame['seq']}"
+            view["seq"] = frame["seq"]
+            for m in frame["joins"] + frame["updates"]:
+                view["members"][m["user_id"]] = m
+            for d in frame["leaves"]:
+                view["members"].pop(d["user_id"], None)

@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+
+from tests.integration.client import Client
+from tests.integration.stack import Stack, kafka_broker
+
+
+@pytest.fixture(scope="session")
+def broker() -> Iterator[tuple[str, bool]]:
+    with kafka_broker() as found:
+        yield found
+
+
+@pytest.fixture(scope="session")
+async def stack(broker: tuple[str, bool]) -> AsyncIterator[Stack]:
+    bootstrap, embedded = broker
+    stack = Stack(bootstrap=bootstrap, embedded=embedded)
+    await stack.start()
+    try:
+        await _wait_for_processor(stack)
+        yield stack
+    finally:
+        stack.stop()
+
+
+async def _wait_for_processor(stack: Stack) -> None:
+    """The worker joins its consumer group some seconds after it starts; wait until presence flows."""
+    probe = Client(stack.ws_url, stack.token("probe"))
+    await probe.connect()
+    await probe.join("probe")
+    await probe.next(lambda f: f["type"] == "presence.diff" and f["channel"] == "probe", timeout_s=120)
+    await probe.close()
+
+
+@pytest.fixture
+def channel() -> str:
+    return f"room-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+async def connect(stack: Stack) -> AsyncIterator:  # type: ignore[type-arg]
+    clients: list[Client] = []
+
+    async def _connect(user_id: str, channels: list[str] | None = None) -> Client:
+        client = Client(stack.ws_url, stack.token(user_id, channels))
+        await client.connect()
+        clients.append(client)
+        return client
+
+    yield _connect
+    for client in clients:
+        if client._ws.state.name == "OPEN":
+            await client.close()

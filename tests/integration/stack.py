@@ -1,0 +1,155 @@
+"""The stack under test: a broker (found or started), processor workers and an edge, as real processes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from services.auth import mint_token
+from services.broker import create_topics, free_port, start_embedded_broker
+
+ROOT = Path(__file__).resolve().parents[2]
+SECRET = "test-secret-" + "x" * 32
+PARTITIONS = 4
+TIMEOUT_S = 3.0
+HEARTBEAT_S = 1.0
+GRACE_S = 2.0
+
+
+@contextlib.contextmanager
+def kafka_broker() -> Iterator[tuple[str, bool]]:
+    """(bootstrap servers, whether it is the embedded broker), in the order the README gives."""
+    if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+        yield os.environ["KAFKA_BOOTSTRAP_SERVERS"], False
+    elif _docker_answers():
+        from testcontainers.kafka import KafkaContainer
+
+        with KafkaContainer().with_kraft() as kafka:
+            yield kafka.get_bootstrap_server(), False
+    else:
+        port = free_port()
+        process = start_embedded_broker(port)
+        try:
+            yield f"127.0.0.1:{port}", True
+        finally:
+            process.terminate()
+            process.wait(timeout=10)
+
+
+def _docker_answers() -> bool:
+    if shutil.which("docker") is None:
+        return False
+    try:
+        return subprocess.run(["docker", "info"], capture_output=True, timeout=5).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+@dataclass
+class Stack:
+    bootstrap: str
+    embedded: bool
+    http_port: int = field(default_factory=free_port)
+    workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    edge: subprocess.Popen[bytes] | None = None
+    logs: Path = field(default_factory=lambda: Path(os.environ.get("PRESENCE_TEST_LOGS", "/tmp/presence-test-logs")))
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.http_port}/realtime/ws"
+
+    def token(self, user_id: str, channels: list[str] | None = None, ttl_s: int = 3600) -> str:
+        return mint_token(SECRET, user_id, channels, ttl_s)
+
+    def env(self, **extra: str) -> dict[str, str]:
+        env = {
+            **os.environ,
+            "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
+            "PRESENCE_PARTITIONS": str(PARTITIONS),
+            "PRESENCE_JWT_SECRET": SECRET,
+            "PRESENCE_HTTP_PORT": str(self.http_port),
+            "PRESENCE_TIMEOUT_S": str(TIMEOUT_S),
+            "PRESENCE_HEARTBEAT_S": str(HEARTBEAT_S),
+            "PRESENCE_RECONNECT_GRACE_S": str(GRACE_S),
+            "PRESENCE_SWEEP_INTERVAL_S": "0.2",
+            "PRESENCE_SESSION_TIMEOUT_S": "6",
+            "PRESENCE_IDEMPOTENT_PRODUCER": "false" if self.embedded else "true",
+            "PRESENCE_ONE_RECORD_BATCHES": "true" if self.embedded else "false",
+            "PYTHONPATH": str(ROOT),
+            **extra,
+        }
+        return env
+
+    def _spawn(self, name: str, *args: str, **extra: str) -> subprocess.Popen[bytes]:
+        self.logs.mkdir(parents=True, exist_ok=True)
+        out = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115  (the child owns it)
+        return subprocess.Popen(
+            [sys.executable, *args], env=self.env(**extra), stdout=out, stderr=subprocess.STDOUT, cwd=ROOT
+        )
+
+    async def start(self) -> None:
+        await create_topics(self.bootstrap, PARTITIONS)
+        self.start_worker()
+        self.edge = self._spawn("edge", "-m", "services.cli", "edge", PRESENCE_EDGE_ID="edge-test")
+        await self._wait_ready()
+
+    def start_worker(self) -> subprocess.Popen[bytes]:
+        n = len(self.workers)
+        worker = self._spawn(f"worker-{n}", "-m", "streams", PRESENCE_WORKER_ID=f"worker-test-{n}")
+        self.workers.append(worker)
+        return worker
+
+    def kill_worker(self, worker: subprocess.Popen[bytes]) -> None:
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(timeout=10)
+
+    async def _wait_ready(self, timeout_s: float = 60) -> None:
+        deadline = time.monotonic() + timeout_s
+        async with httpx.AsyncClient(base_url=self.base_url, timeout=1) as http:
+            while time.monotonic() < deadline:
+                with contextlib.suppress(httpx.HTTPError):
+                    if (await http.get("/readyz")).status_code == 200:
+                        return
+                assert self.edge is not None and self.edge.poll() is None, "the edge exited; see its log"
+                await asyncio.sleep(0.2)
+        raise TimeoutError("the edge did not become ready")
+
+    def stop(self) -> None:
+        for process in [self.edge, *self.workers]:
+            if process is not None and process.poll() is None:
+                process.send_signal(signal.SIGINT)
+        for process in [self.edge, *self.workers]:
+            if process is not None:
+                try:
+                    process.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+
+
+async def eventually(check, timeout_s: float = 10.0, interval_s: float = 0.05):  # type: ignore[no-untyped-def]
+    """Await `check()` until it returns something truthy; returns that value."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        result = check()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"condition not met within {timeout_s} s")
+        await asyncio.sleep(interval_s)
