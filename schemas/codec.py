@@ -111,6 +111,10 @@ def _convert(raw: Any, hint: Any, path: str) -> Any:
     if origin is dict or hint is dict:
         if not isinstance(raw, dict):
             raise DecodeError("must be an object", path)
+        value_hint = get_args(hint)[1] if get_args(hint) else Any
+        if value_hint is not Any:
+            for key, value in raw.items():
+                _convert(value, value_hint, f"{path}.{key}")
         return raw
     if hint in _POLYMORPHIC:
         if not isinstance(raw, dict):

@@ -26,7 +26,7 @@ _CATALOGUE = (
     ErrorCode("request.malformed_json", 400, None, False, "The body or frame is not valid JSON."),
     ErrorCode("request.unknown_type", 400, None, False, "The frame `type` is not one the server knows."),
     ErrorCode("request.invalid", 400, None, False, "A field is missing, unknown, or of the wrong type or value."),
-    ErrorCode("request.too_large", 413, 1009, False, "The body or frame exceeds the size limit."),
+    ErrorCode("request.too_large", 413, None, False, "The body, frame or metadata exceeds its size limit."),
     ErrorCode("request.binary_frame", 400, None, False, "Only JSON text frames are accepted."),
     ErrorCode("presence.unknown_status", 400, None, False, "The status is not one the server knows."),
     ErrorCode("presence.forbidden_user", 403, None, False, "The payload names a user other than the caller."),

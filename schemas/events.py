@@ -31,11 +31,14 @@ class Event:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ConnectionOpened(Event):
-    """A device of the user connected; it counts as live until `timeout_ms` after its last heartbeat."""
+    """A device of the user connected; it counts as live until `timeout_ms` after its last heartbeat.
+
+    `status`, when given, is the status the user comes online with; None keeps the stored one.
+    """
 
     type: ClassVar[str] = "connection.opened"
     timeout_ms: int
-    status: str = "online"
+    status: str | None = None
     device: str | None = None
 
 

@@ -60,9 +60,9 @@ def parse_frame(text: str, limits: Limits) -> Command:
     if ref is not None and not isinstance(ref, str | int):
         raise ApiError("request.invalid", "`ref` must be a string or an integer")
     if kind == "join":
-        return Join(channel=check_channel(_only(body, required={"channel"})["channel"]), ref=ref)
+        return Join(channel=check_channel(_only(body, required=frozenset({"channel"}))["channel"]), ref=ref)
     if kind == "leave":
-        return Leave(channel=check_channel(_only(body, required={"channel"})["channel"]), ref=ref)
+        return Leave(channel=check_channel(_only(body, required=frozenset({"channel"}))["channel"]), ref=ref)
     if kind == "heartbeat":
         _only(body)
         return Heartbeat(ref=ref)
@@ -82,7 +82,7 @@ def parse_update_body(raw: bytes, limits: Limits, user_id: str) -> Update:
 
 
 def _update(body: dict[str, Any], limits: Limits, ref: Ref) -> Update:
-    fields = _only(body, optional={"status", "metadata"})
+    fields = _only(body, optional=frozenset({"status", "metadata"}))
     if not fields:
         raise ApiError("request.invalid", "give `status`, `metadata` or both")
     status = fields.get("status")
@@ -109,9 +109,7 @@ def _json_object(raw: str | bytes, max_bytes: int) -> dict[str, Any]:
     return body
 
 
-def _only(
-    body: dict[str, Any], required: frozenset[str] | set[str] = frozenset(), optional: frozenset[str] | set[str] = frozenset()
-) -> dict[str, Any]:
+def _only(body: dict[str, Any], required: frozenset[str] = frozenset(), optional: frozenset[str] = frozenset()) -> dict:
     unknown = sorted(body.keys() - required - optional)
     if unknown:
         raise ApiError("request.invalid", f"unknown field {unknown[0]!r}")
@@ -123,7 +121,7 @@ def _only(
 
 def check_channel(value: Any) -> str:
     if not isinstance(value, str) or not CHANNEL_ID.fullmatch(value):
-        raise ApiError("channel.invalid_id", "a channel id is 1-128 of A-Z a-z 0-9 . _ : @ -, not starting with a symbol")
+        raise ApiError("channel.invalid_id", "a channel id is 1-128 of A-Z a-z 0-9 . _ : @ - and starts alphanumeric")
     return value
 
 

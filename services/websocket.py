@@ -14,7 +14,7 @@ import logging
 from typing import Any
 
 import orjson
-from starlette.websockets import WebSocket, WebSocketDisconnect
+from starlette.websockets import WebSocket
 
 from schemas.events import (
     ChannelJoined,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 from streams import agents, sweeper  # noqa: F401  (registers the agents and the timer)
@@ -11,9 +12,11 @@ from streams.tuning import quiet_loggers
 
 @app.task
 async def _quiet() -> None:
-    quiet_loggers()
+    if os.environ.get("PRESENCE_LOG_LEVEL", "warn") == "warn":
+        quiet_loggers()
 
 
 if __name__ == "__main__":
-    sys.argv = [sys.argv[0], "worker", "--without-web", "--loglevel", "warn", *sys.argv[1:]]
+    level = os.environ.get("PRESENCE_LOG_LEVEL", "warn")
+    sys.argv = [sys.argv[0], "worker", "--without-web", "--loglevel", level, *sys.argv[1:]]
     app.main()

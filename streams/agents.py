@@ -15,7 +15,15 @@ from schemas.changes import Change, MemberJoined, MemberLeft, MemberUpdated
 from schemas.codec import DecodeError, decode, decode_change, encode
 from schemas.events import EventBatch
 from streams import progress
-from streams.app import app, channel_changes_topic, changes_topic, channels, channels_topic, events_topic, users
+from streams.app import (
+    app,
+    changes_topic,
+    channel_changes_topic,
+    channels,
+    channels_topic,
+    events_topic,
+    users,
+)
 from streams.channels import apply_member_change
 from streams.core import apply
 

@@ -51,9 +51,22 @@ channel_changes_topic = _topic(topics.CHANNEL_CHANGES)
 channels_topic = _topic(topics.CHANNELS)
 
 
-def _table(name: str, value_serializer: str) -> faust.Table:
-    schema = faust.Schema(key_type=str, key_serializer="raw", value_serializer=value_serializer)
-    return app.Table(name, schema=schema, partitions=settings.partitions)
+class StateTable(faust.Table):
+    """A table of our state dataclasses: raw string keys, values through one of `streams.codecs`.
+
+    Faust picks a table's serializers from Faust model types only, while building the table and
+    its changelog topic; this is the hook it offers to choose them for other types.
+    """
+
+    value_codec: str = ""
+
+    def _serializer_from_type(self, typ: object) -> str:
+        return "raw" if typ is str else self.value_codec
+
+
+def _table(name: str, value_codec: str) -> faust.Table:
+    table_class = type(f"{name.title()}Table", (StateTable,), {"value_codec": value_codec})
+    return app.tables.add(table_class(app, name=name, key_type=str, partitions=settings.partitions))
 
 
 users = _table("users", "presence_user")

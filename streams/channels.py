@@ -9,7 +9,15 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from schemas.changes import ChannelView, Departure, Member, MemberChange, MemberJoined, MemberLeft, MemberUpdated
+from schemas.changes import (
+    ChannelView,
+    Departure,
+    Member,
+    MemberChange,
+    MemberJoined,
+    MemberLeft,
+    MemberUpdated,
+)
 from schemas.state import ChannelState
 
 RECENT_CHANGE_IDS = 256

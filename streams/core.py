@@ -51,10 +51,11 @@ def apply(state: UserPresence | None, event: Event) -> tuple[UserPresence, list[
     if transition is None:
         return state, []
     after = transition(state, event)
-    if after is state:
-        return state, []
-    if not isinstance(event, Heartbeat):  # heartbeats are idempotent by themselves
-        after = replace(after, recent_event_ids=(*after.recent_event_ids, event.event_id)[-RECENT_EVENT_IDS:])
+    if isinstance(event, Heartbeat):  # idempotent by itself: it only moves time forward
+        return after, []
+    # Remembered even when it changed nothing: redone after a rebalance, on a state that has
+    # moved on, it could take effect where it did not the first time.
+    after = replace(after, recent_event_ids=(*after.recent_event_ids, event.event_id)[-RECENT_EVENT_IDS:])
     return after, _changes(state, after, event)
 
 
@@ -91,7 +92,7 @@ def _opened(state: UserPresence, e: ConnectionOpened) -> UserPresence:
         timeout_ms=e.timeout_ms,
         device=e.device,
     )
-    status = state.status if state.online else e.status
+    status = e.status if e.status is not None and not state.online else state.status
     return replace(state, connections=(*state.connections, connection), status=status, last_seen=e.at)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 from typing import Any
@@ -48,10 +49,8 @@ class Client:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise TimeoutError(f"no matching frame within {timeout_s} s; got {self.frames[after:]}")
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._arrived.wait(), remaining)
-                except TimeoutError:
-                    pass
 
     async def error(self, after: int) -> Frame:
         return await self.next(lambda f: f["type"] == "error", after=after)

@@ -12,7 +12,6 @@ import uuid
 
 import httpx
 
-from tests.integration.client import Client
 from tests.integration.stack import GRACE_S, ROOT, TIMEOUT_S, Stack
 
 

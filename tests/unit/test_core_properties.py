@@ -124,7 +124,7 @@ def replay(log: list[Event]) -> Iterator[tuple[Event, UserPresence, list[Change]
 def fold(log: list[Event]) -> tuple[dict[str, UserPresence], list[Change]]:
     states: dict[str, UserPresence] = {}
     changes: list[Change] = []
-    for _, _, emitted, states in replay(log):
+    for _, _, emitted, states in replay(log):  # noqa: B007  (the last one is the result)
         changes.extend(emitted)
     return dict(states), changes
 

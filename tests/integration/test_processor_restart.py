@@ -1,0 +1,51 @@
+"""Killing the processor loses no presence state: the restarted worker recovers it from the changelog."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
+
+from tests.integration.client import Client
+from tests.integration.stack import Stack
+from tests.integration.test_presence_flow import diff_with
+
+
+@contextlib.asynccontextmanager
+async def heartbeating(*clients: Client) -> AsyncIterator[None]:
+    async def beat() -> None:
+        while True:
+            for client in clients:
+                await client.send(type="heartbeat")
+            await asyncio.sleep(0.5)
+
+    task = asyncio.create_task(beat())
+    try:
+        yield
+    finally:
+        task.cancel()
+
+
+async def test_kill_9_of_the_processor_loses_no_presence_state(stack: Stack, connect, channel: str) -> None:
+    watcher, user_id = await connect(f"watcher-{uuid.uuid4().hex[:6]}"), f"multi-{uuid.uuid4().hex[:6]}"
+    phone, laptop = await connect(user_id), await connect(user_id)
+    async with heartbeating(watcher, phone, laptop):
+        await watcher.join(channel)
+        await phone.join(channel)
+        await laptop.join(channel)
+        await watcher.next(diff_with(channel, "updates", user_id, connections=2))
+
+        stack.kill_worker(stack.workers[-1])
+        stack.start_worker()
+
+        # Heartbeats written while no worker ran must not turn into timeouts once one catches up.
+        after = len(watcher.frames)
+        await phone.close()
+        await watcher.next(diff_with(channel, "updates", user_id, connections=1), after=after, timeout_s=90)
+        assert watcher.members(channel)[user_id]["status"] == "online"
+        await laptop.close()
+        await watcher.next(diff_with(channel, "leaves", user_id, reason="leave"), after=after, timeout_s=30)
+        timeouts = [f for f in watcher.frames[after:] if f["type"] == "presence.diff"
+                    and any(d["reason"] == "timeout" for d in f["leaves"])]
+        assert timeouts == []
