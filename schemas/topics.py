@@ -7,6 +7,7 @@ tables expect that user's state, and downstream consumers can locate a user or c
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -63,3 +64,9 @@ ALL = (EVENTS, CHANGES, CHANNEL_CHANGES, CHANNELS)
 
 def partition_for(key: str, partitions: int) -> int:
     return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
+
+
+def batch_key(user_ids: Iterable[str]) -> bytes | None:
+    """The key of an `EventBatch` record: its user's id when it holds one user's events, else none."""
+    users = set(user_ids)
+    return users.pop().encode() if len(users) == 1 else None

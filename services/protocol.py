@@ -73,8 +73,8 @@ def parse_frame(text: str, limits: Limits) -> Command:
     raise ApiError("request.unknown_type", f"unknown frame type {kind!r}")
 
 
-def parse_update_body(raw: bytes, limits: Limits, user_id: str) -> Update:
-    body = _json_object(raw, limits.max_bytes)
+def parse_update_body(raw: bytes, limits: Limits, user_id: str, max_bytes: int) -> Update:
+    body = _json_object(raw, max_bytes)
     named = body.pop("user_id", user_id)
     if named != user_id:
         raise ApiError("presence.forbidden_user", "the token's user may only update itself")

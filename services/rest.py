@@ -36,10 +36,10 @@ async def channel_presence(request: Request) -> Response:
 async def update_presence(request: Request) -> Response:
     principal = _principal(request)
     edge = _edge(request)
-    declared = int(request.headers.get("content-length") or 0)
-    if declared > edge.limits.max_bytes:
-        raise ApiError("request.too_large", f"the body exceeds {edge.limits.max_bytes} bytes")
-    update = parse_update_body(await request.body(), edge.limits, principal.user_id)
+    max_bytes = edge.settings.max_body_bytes
+    if int(request.headers.get("content-length") or 0) > max_bytes:
+        raise ApiError("request.too_large", f"the body exceeds {max_bytes} bytes")
+    update = parse_update_body(await request.body(), edge.limits, principal.user_id, max_bytes)
     event = PresenceUpdated(
         event_id=new_id(),
         user_id=principal.user_id,

@@ -34,7 +34,7 @@ from services.protocol import Heartbeat, Join, Leave, Update, parse_frame
 
 log = logging.getLogger(__name__)
 
-CLEAN_CLOSE_CODES = {1000, 1001}  # normal closure, client going away: the user left
+CLEAN_CLOSE_CODES = {1000, 1001, 1005}  # normal, going away, no code given: the user left
 OUTBOX_FRAMES = 1000  # frames queued for one slow client before it is disconnected
 
 

@@ -10,13 +10,16 @@ from streams.app import app
 from streams.tuning import quiet_loggers
 
 
+# PRESENCE_LOG_LEVEL is shared with the edge, which spells it "warning".
+LEVEL = os.environ.get("PRESENCE_LOG_LEVEL", "warning").replace("warning", "warn")
+
+
 @app.task
 async def _quiet() -> None:
-    if os.environ.get("PRESENCE_LOG_LEVEL", "warn") == "warn":
+    if LEVEL == "warn":
         quiet_loggers()
 
 
 if __name__ == "__main__":
-    level = os.environ.get("PRESENCE_LOG_LEVEL", "warn")
-    sys.argv = [sys.argv[0], "worker", "--without-web", "--loglevel", level, *sys.argv[1:]]
+    sys.argv = [sys.argv[0], "worker", "--without-web", "--loglevel", LEVEL, *sys.argv[1:]]
     app.main()

@@ -15,7 +15,7 @@ from faust.types import TP
 
 from schemas.codec import encode
 from schemas.events import ConnectionTimedOut, EventBatch
-from schemas.topics import EVENTS, partition_for
+from schemas.topics import EVENTS, batch_key, partition_for
 from streams import progress
 from streams.app import app, events_topic, settings, users
 from streams.core import timeouts_due
@@ -47,7 +47,8 @@ async def sweep() -> None:
     for event_id in [k for k, until in _sent.items() if until < wall_now]:
         del _sent[event_id]
     for partition, events in due.items():
-        await events_topic.send(value=encode(EventBatch(events=tuple(events))), partition=partition)
+        key = batch_key(e.user_id for e in events)
+        await events_topic.send(key=key, value=encode(EventBatch(events=tuple(events))), partition=partition)
 
 
 def _next_offset(tp: TP) -> int | None:
