@@ -9,7 +9,6 @@ from streams import agents, sweeper  # noqa: F401  (registers the agents and the
 from streams.app import app
 from streams.tuning import quiet_loggers
 
-
 # PRESENCE_LOG_LEVEL is shared with the edge, which spells it "warning".
 LEVEL = os.environ.get("PRESENCE_LOG_LEVEL", "warning").replace("warning", "warn")
 
