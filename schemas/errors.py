@@ -31,6 +31,7 @@ _CATALOGUE = (
     ErrorCode("presence.unknown_status", 400, None, False, "The status is not one the server knows."),
     ErrorCode("presence.forbidden_user", 403, None, False, "The payload names a user other than the caller."),
     ErrorCode("channel.not_joined", 409, None, False, "The connection has not joined this channel."),
+    ErrorCode("channel.not_subscribed", 409, None, False, "The connection has not subscribed to this channel."),
     ErrorCode("channel.invalid_id", 400, None, False, "The channel id is empty, too long or has bad characters."),
     ErrorCode("connection.slow_consumer", 503, 1013, True, "The client did not read its frames fast enough."),
     ErrorCode("service.broker_unavailable", 503, 1013, True, "The event log did not acknowledge in time."),

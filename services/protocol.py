@@ -32,6 +32,20 @@ class Leave:
 
 
 @dataclass(frozen=True, slots=True)
+class Subscribe:
+    """Receive a channel's presence without being present in it (dashboards, observers)."""
+
+    channel: str
+    ref: Ref = None
+
+
+@dataclass(frozen=True, slots=True)
+class Unsubscribe:
+    channel: str
+    ref: Ref = None
+
+
+@dataclass(frozen=True, slots=True)
 class Heartbeat:
     ref: Ref = None
 
@@ -43,7 +57,10 @@ class Update:
     ref: Ref = None
 
 
-Command = Join | Leave | Heartbeat | Update
+Command = Join | Leave | Subscribe | Unsubscribe | Heartbeat | Update
+_CHANNEL_COMMANDS: dict[str, type[Join | Leave | Subscribe | Unsubscribe]] = {
+    "join": Join, "leave": Leave, "subscribe": Subscribe, "unsubscribe": Unsubscribe
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,10 +76,9 @@ def parse_frame(text: str, limits: Limits) -> Command:
     ref = body.pop("ref", None)
     if ref is not None and not isinstance(ref, str | int):
         raise ApiError("request.invalid", "`ref` must be a string or an integer")
-    if kind == "join":
-        return Join(channel=check_channel(_only(body, required=frozenset({"channel"}))["channel"]), ref=ref)
-    if kind == "leave":
-        return Leave(channel=check_channel(_only(body, required=frozenset({"channel"}))["channel"]), ref=ref)
+    if kind in _CHANNEL_COMMANDS:
+        channel = check_channel(_only(body, required=frozenset({"channel"}))["channel"])
+        return _CHANNEL_COMMANDS[kind](channel=channel, ref=ref)
     if kind == "heartbeat":
         _only(body)
         return Heartbeat(ref=ref)

@@ -1,7 +1,7 @@
 """The WebSocket endpoint `/realtime/ws`: one `Session` per connected device.
 
-Frames in: `join`, `leave`, `heartbeat`, `update` (services.protocol). Frames out: `welcome`,
-`presence.snapshot`, `presence.diff`, `ack`, `error` (docs/api.md). Every state change is written
+Frames in: `join`, `leave`, `subscribe`, `unsubscribe`, `heartbeat`, `update` (services.protocol).
+Frames out: `welcome`, `presence.snapshot`, `presence.diff`, `ack`, `error` (docs/api.md). Every state change is written
 to the log and acknowledged by Kafka before the client gets its answer; what other members see
 comes back through the processor and `presence.channels`, never from this process directly.
 """
@@ -30,11 +30,12 @@ from services.edge import Edge
 from services.errors import ApiError
 from services.event_log import new_id, now_ms
 from services.fanout import snapshot_frame
-from services.protocol import Heartbeat, Join, Leave, Update, parse_frame
+from services.protocol import Heartbeat, Join, Leave, Subscribe, Unsubscribe, Update, parse_frame
 
 log = logging.getLogger(__name__)
 
-CLEAN_CLOSE_CODES = {1000, 1001, 1005}  # normal, going away, no code given: the user left
+CLEAN_CLOSE_CODES = {1000, 1001}  # normal closure, going away: the user left
+# uvicorn reports a vanished TCP peer as 1005 (no status), so a close frame without a code counts as dropped.
 OUTBOX_FRAMES = 1000  # frames queued for one slow client before it is disconnected
 
 
@@ -66,7 +67,8 @@ class Session:
         self.principal = principal
         self.edge = edge
         self.connection_id = new_id()
-        self.channels: set[str] = set()
+        self.channels: set[str] = set()  # joined: present in them
+        self.observing: set[str] = set()  # subscribed to without being present
         self._outbox: asyncio.Queue[bytes] = asyncio.Queue(OUTBOX_FRAMES)
         self._close_code: int | None = None
         self._closing: asyncio.Task[None] | None = None  # held so the close is not garbage-collected
@@ -156,7 +158,18 @@ class Session:
                     raise ApiError("channel.not_joined", f"not joined to {channel!r}")
                 await self.edge.log.write(self._event(ChannelLeft, channel=channel))
                 self.channels.discard(channel)
-                self.edge.fanout.unsubscribe(channel, self)
+                self._stop_pushing(channel)
+                self.reply({"type": "ack", "ref": ref, "channel": channel})
+            case Subscribe(channel=channel, ref=ref):
+                self.principal.require_channel(channel)
+                self.observing.add(channel)
+                self.edge.fanout.subscribe(channel, self)
+                self.push(snapshot_frame(self.edge.read_model.view(channel), ref))
+            case Unsubscribe(channel=channel, ref=ref):
+                if channel not in self.observing:
+                    raise ApiError("channel.not_subscribed", f"not subscribed to {channel!r}")
+                self.observing.discard(channel)
+                self._stop_pushing(channel)
                 self.reply({"type": "ack", "ref": ref, "channel": channel})
             case Update(status=status, metadata=metadata, ref=ref):
                 event = self._event(PresenceUpdated, status=status, metadata=metadata)
@@ -165,13 +178,17 @@ class Session:
             case Heartbeat():
                 pass  # liveness was already noted for every frame
 
+    def _stop_pushing(self, channel: str) -> None:
+        if channel not in self.channels and channel not in self.observing:
+            self.edge.fanout.unsubscribe(channel, self)
+
     async def _write_forever(self) -> None:
         while True:
             frame = await self._outbox.get()
             await self.websocket.send_text(frame.decode())
 
     async def _end(self, clean: bool) -> None:
-        for channel in self.channels:
+        for channel in self.channels | self.observing:
             self.edge.fanout.unsubscribe(channel, self)
         self.edge.liveness.forget(self.connection_id)
         self._writer.cancel()

@@ -178,3 +178,21 @@ async def test_reconnect_within_grace_shows_no_offline(connect, channel: str) ->
               and any(d["user_id"] == flaky_id for d in f["leaves"])]
     assert leaves == []
     assert watcher.members(channel)[flaky_id]["connections"] == 1
+
+
+async def test_observer_sees_presence_without_being_present(connect, channel: str) -> None:
+    observer_id, member_id = user("dashboard"), user("member")
+    observer = await connect(observer_id)
+    before = len(observer.frames)
+    await observer.send(type="subscribe", channel=channel, ref="s1")
+    snapshot = await observer.next(lambda f: f["type"] == "presence.snapshot", after=before)
+    assert snapshot["ref"] == "s1"
+    member = await connect(member_id)
+    await member.join(channel)
+    await observer.next(diff_with(channel, "joins", member_id))
+    assert set(observer.members(channel)) == {member_id}
+    await observer.send(type="unsubscribe", channel=channel, ref="u1")
+    await observer.next(lambda f: f["type"] == "ack" and f["ref"] == "u1")
+    before = len(observer.frames)
+    await observer.send(type="unsubscribe", channel=channel)
+    assert (await observer.error(after=before))["code"] == "channel.not_subscribed"
