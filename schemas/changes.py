@@ -58,6 +58,10 @@ class Member:
     last_seen: int
     connections: int
     metadata: dict[str, Any] = field(default_factory=dict)
+    devices: tuple[str, ...] = ()  # the device names its connections gave, sorted, for per-device detail
+    status_metadata: dict[str, Any] = field(default_factory=dict)
+    status_text: str | None = None
+    status_emoji: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -82,11 +86,41 @@ class MemberLeft(Change):
     last_seen: int
 
 
-MemberChange = MemberJoined | MemberUpdated | MemberLeft
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MemberTyping(Change):
+    """The user started (`typing` true) or stopped typing in the channel."""
+
+    type: ClassVar[str] = "member.typing"
+    channel: str
+    typing: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UserView:
+    """What anyone may see of a user: one record per change on `presence.users` (compacted, by user id)."""
+
+    user_id: str
+    status: str
+    online: bool
+    last_seen: int
+    connections: int
+    devices: tuple[str, ...] = ()
+    metadata: dict[str, Any] = field(default_factory=dict)
+    status_metadata: dict[str, Any] = field(default_factory=dict)
+    status_text: str | None = None
+    status_emoji: str | None = None
+    status_expires_at: int | None = None
+    event_id: str = ""  # the event that produced this view (read-your-writes waits for it)
+    v: int = SCHEMA_VERSION
+
+
+MemberChange = MemberJoined | MemberUpdated | MemberLeft | MemberTyping
 
 CHANGE_TYPES: dict[str, type[Change]] = {
     cls.type: cls
-    for cls in (UserCameOnline, UserWentOffline, UserStatusChanged, MemberJoined, MemberUpdated, MemberLeft)
+    for cls in (
+        UserCameOnline, UserWentOffline, UserStatusChanged, MemberJoined, MemberUpdated, MemberLeft, MemberTyping
+    )
 }
 
 
@@ -112,4 +146,5 @@ class ChannelView:
     joins: tuple[Member, ...] = ()
     leaves: tuple[Departure, ...] = ()
     updates: tuple[Member, ...] = ()
+    typing: tuple[str, ...] = ()  # everyone typing after this step (replace semantics)
     v: int = SCHEMA_VERSION

@@ -40,6 +40,8 @@ class ConnectionOpened(Event):
     timeout_ms: int
     status: str | None = None
     device: str | None = None
+    metadata: dict[str, Any] | None = None  # set at connect; None keeps the stored metadata
+    idle_after_ms: int | None = None  # auto-away after this long without activity; None: never
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -66,15 +68,22 @@ class ConnectionTimedOut(Event):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Heartbeat(Event):
-    """The connection showed life at `at`. Edges write these coalesced, once per interval."""
+    """The connection showed life at `at`. Edges write these coalesced, once per interval.
+
+    `active_at` is the last time the client did something other than heartbeating (for auto-away).
+    """
 
     type: ClassVar[str] = "heartbeat"
+    active_at: int | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ChannelJoined(Event):
+    """The connection joined a channel. `timeout_ms` is the channel's own presence timeout, if any."""
+
     type: ClassVar[str] = "channel.joined"
     channel: str
+    timeout_ms: int | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -85,11 +94,60 @@ class ChannelLeft(Event):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PresenceUpdated(Event):
-    """The user set its status and/or metadata. Fields left as None are unchanged."""
+    """The user set its status, status text, metadata or timeout. Fields left as None are unchanged.
+
+    Policy is stamped by the edge from its configuration: `visible` (false for states that show the
+    user as offline, like invisible), `expires_at` (when the status and its text revert), and
+    `timeout_ms` (a per-user or per-state presence timeout, already clamped to the server bounds).
+    An empty `status_text` or `status_emoji` clears it.
+    """
 
     type: ClassVar[str] = "presence.updated"
     status: str | None = None
+    status_metadata: dict[str, Any] | None = None  # validated by the edge against the state's schema
     metadata: dict[str, Any] | None = None
+    status_text: str | None = None
+    status_emoji: str | None = None
+    expires_at: int | None = None
+    visible: bool = True
+    timeout_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TypingStarted(Event):
+    """The user is typing in a channel it is present in, until `expires_at` unless renewed or stopped."""
+
+    type: ClassVar[str] = "typing.started"
+    channel: str
+    expires_at: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TypingStopped(Event):
+    type: ClassVar[str] = "typing.stopped"
+    channel: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TypingExpired(Event):
+    """Written by the sweeper; applied only if the typing indicator is still past its expiry at `at`."""
+
+    type: ClassVar[str] = "typing.expired"
+    channel: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StatusExpired(Event):
+    """Written by the sweeper: the status set with `expires_at` reverts to online, its text is cleared."""
+
+    type: ClassVar[str] = "status.expired"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UserIdled(Event):
+    """Written by the sweeper: no activity on any connection for the stamped idle period (auto-away)."""
+
+    type: ClassVar[str] = "user.idled"
 
 
 EVENT_TYPES: dict[str, type[Event]] = {
@@ -103,6 +161,11 @@ EVENT_TYPES: dict[str, type[Event]] = {
         ChannelJoined,
         ChannelLeft,
         PresenceUpdated,
+        TypingStarted,
+        TypingStopped,
+        TypingExpired,
+        StatusExpired,
+        UserIdled,
     )
 }
 

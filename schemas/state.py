@@ -25,11 +25,13 @@ class Connection:
     device: str | None = None
     dropped_at: int | None = None
     grace_ms: int | None = None
+    last_active: int = 0  # last activity other than heartbeats, for auto-away
+    channel_timeouts: dict[str, int] = field(default_factory=dict)  # channels with their own timeout
 
     @property
     def deadline(self) -> int:
         """When the connection stops counting as live unless a heartbeat moves it."""
-        deadline = self.last_heartbeat + self.timeout_ms
+        deadline = self.last_heartbeat + min((self.timeout_ms, *self.channel_timeouts.values()))
         if self.dropped_at is not None and self.grace_ms is not None:
             deadline = min(deadline, self.dropped_at + self.grace_ms)
         return deadline
@@ -39,9 +41,17 @@ class Connection:
 class UserPresence:
     user_id: str
     status: str = "online"  # the status the user chose; shown only while a connection is live
+    visible: bool = True  # false while the chosen status shows the user as offline (invisible)
+    status_metadata: dict[str, Any] = field(default_factory=dict)
+    status_text: str | None = None
+    status_emoji: str | None = None
+    status_expires_at: int | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
     connections: tuple[Connection, ...] = ()
     channel_since: dict[str, int] = field(default_factory=dict)
+    typing: dict[str, int] = field(default_factory=dict)  # channel -> when the indicator expires
+    idle_after_ms: int | None = None
+    idle: bool = False
     last_seen: int | None = None
     recent_event_ids: tuple[str, ...] = ()
     v: int = SCHEMA_VERSION
@@ -51,8 +61,15 @@ class UserPresence:
         return bool(self.connections)
 
     @property
+    def shown_online(self) -> bool:
+        """Online as everyone else sees it: invisible users appear offline."""
+        return self.online and self.visible
+
+    @property
     def public_status(self) -> str:
-        return self.status if self.online else "offline"
+        if not self.shown_online:
+            return "offline"
+        return "away" if self.idle and self.status == "online" else self.status
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -60,5 +77,6 @@ class ChannelState:
     channel: str
     seq: int = 0
     members: tuple[Member, ...] = ()
+    typing: tuple[str, ...] = ()  # user ids, sorted
     recent_change_ids: tuple[str, ...] = ()
     v: int = SCHEMA_VERSION

@@ -59,7 +59,15 @@ CHANNELS = TopicSpec(
     description="Channel views with a monotonic seq: the latest record of a channel is its snapshot.",
 )
 
-ALL = (EVENTS, CHANGES, CHANNEL_CHANGES, CHANNELS)
+USERS = TopicSpec(
+    name="presence.users",
+    key="user id",
+    value="UserView",
+    cleanup_policy="compact",
+    description="User views: the latest record of a user is its status, last seen, devices and metadata.",
+)
+
+ALL = (EVENTS, CHANGES, CHANNEL_CHANGES, CHANNELS, USERS)
 
 
 def partition_for(key: str, partitions: int) -> int:

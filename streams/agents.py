@@ -1,17 +1,18 @@
 """Agents: the thin adapters that feed records to the pure cores and write what they emit.
 
 Stage 1 (`fold_events`, partitioned by user): `presence.events` -> users table ->
-`presence.changes` (every change) and `presence.channel-changes` (member changes, keyed by
-channel). Stage 2 (`fold_member_changes`, partitioned by channel): channels table ->
+`presence.changes` (every change), `presence.channel-changes` (member changes, keyed by
+channel) and `presence.users` (the user's view, when it changed). Stage 2 (`fold_member_changes`, partitioned by channel): channels table ->
 `presence.channels`.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import Any
 
-from schemas.changes import Change, MemberJoined, MemberLeft, MemberUpdated
+from schemas.changes import Change, MemberJoined, MemberLeft, MemberTyping, MemberUpdated
 from schemas.codec import DecodeError, decode, decode_change, encode
 from schemas.events import EventBatch
 from streams import progress
@@ -25,7 +26,7 @@ from streams.app import (
     users,
 )
 from streams.channels import apply_member_change
-from streams.core import apply
+from streams.core import apply, user_view
 
 log = logging.getLogger(__name__)
 
@@ -42,10 +43,14 @@ async def fold_events(stream: Any) -> None:
         for event in batch.events:
             before = users.get(event.user_id)
             after, changes = apply(before, event)
-            if after is not before:
-                users[event.user_id] = after
+            if after is before:
+                continue
+            users[event.user_id] = after
             for change in changes:
                 await _publish(change)
+            view = user_view(after, event.event_id)
+            if before is None or replace(user_view(before), event_id=view.event_id) != view:
+                await users_topic.send(key=event.user_id.encode(), value=encode(view))
         last_at = max((e.at for e in batch.events), default=0)
         progress.processed(record.message.partition, record.message.offset, last_at)
 
@@ -53,7 +58,7 @@ async def fold_events(stream: Any) -> None:
 async def _publish(change: Change) -> None:
     value = encode(change)
     await changes_topic.send(key=change.user_id.encode(), value=value)
-    if isinstance(change, MemberJoined | MemberUpdated | MemberLeft):
+    if isinstance(change, MemberJoined | MemberUpdated | MemberLeft | MemberTyping):
         await channel_changes_topic.send(key=change.channel.encode(), value=value)
 
 
@@ -65,7 +70,7 @@ async def fold_member_changes(stream: Any) -> None:
         except DecodeError as exc:
             log.error("skipping undecodable member change: %s", exc)
             continue
-        if not isinstance(change, MemberJoined | MemberUpdated | MemberLeft):
+        if not isinstance(change, MemberJoined | MemberUpdated | MemberLeft | MemberTyping):
             continue
         state, view = apply_member_change(channels.get(change.channel), change)
         if view is not None:

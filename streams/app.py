@@ -49,6 +49,7 @@ events_topic = _topic(topics.EVENTS)
 changes_topic = _topic(topics.CHANGES)
 channel_changes_topic = _topic(topics.CHANNEL_CHANGES)
 channels_topic = _topic(topics.CHANNELS)
+users_topic = _topic(topics.USERS)
 
 
 class StateTable(faust.Table):

@@ -16,6 +16,7 @@ from schemas.changes import (
     MemberChange,
     MemberJoined,
     MemberLeft,
+    MemberTyping,
     MemberUpdated,
 )
 from schemas.state import ChannelState
@@ -30,6 +31,7 @@ def apply_member_change(
     if change.change_id in state.recent_change_ids:
         return state, None
     members = {m.user_id: m for m in state.members}
+    typing = set(state.typing)
     joins: tuple[Member, ...] = ()
     updates: tuple[Member, ...] = ()
     leaves: tuple[Departure, ...] = ()
@@ -45,17 +47,26 @@ def apply_member_change(
     elif isinstance(change, MemberLeft):
         if members.pop(change.user_id, None) is None:
             return state, None
+        typing.discard(change.user_id)
         leaves = (Departure(user_id=change.user_id, reason=change.reason, last_seen=change.last_seen),)
+    elif isinstance(change, MemberTyping):
+        if change.user_id not in members or (change.user_id in typing) == change.typing:
+            return state, None
+        if change.typing:
+            typing.add(change.user_id)
+        else:
+            typing.discard(change.user_id)
     else:
         return state, None
     state = replace(
         state,
         seq=state.seq + 1,
         members=tuple(sorted(members.values(), key=lambda m: m.user_id)),
+        typing=tuple(sorted(typing)),
         recent_change_ids=(*state.recent_change_ids, change.change_id)[-RECENT_CHANGE_IDS:],
     )
     view = ChannelView(
         channel=state.channel, seq=state.seq, at=change.at, members=state.members,
-        joins=joins, leaves=leaves, updates=updates,
+        joins=joins, leaves=leaves, updates=updates, typing=state.typing,
     )
     return state, view

@@ -1,12 +1,14 @@
-"""The pure presence core: `apply(state, event) -> (state, changes)`.
+"""The pure presence core: `apply(state, event) -> (state, changes)`, and `due_events` for the sweeper.
 
 Rules this module obeys:
 1. No clock, no I/O, no randomness: time comes only from events, so a replay is exact.
 2. Never raises on a well-formed event: an event that does not fit the state (a heartbeat of an
    unknown connection, a second close) changes nothing, so one odd record cannot stop a partition.
 3. Idempotent: an event id seen recently changes nothing; heartbeats only move time forward.
-4. Changes are derived by comparing what subscribers could see before and after the event, so
-   each transition below only edits state and never decides what to announce.
+4. Changes are derived by comparing what others could see before and after the event, so each
+   transition below only edits state and never decides what to announce.
+5. Whatever expires (connections, typing, statuses, activity) expires through an event the sweeper
+   writes with `due_events`; each transition re-checks the deadline against the event's own time.
 """
 
 from __future__ import annotations
@@ -20,10 +22,12 @@ from schemas.changes import (
     Member,
     MemberJoined,
     MemberLeft,
+    MemberTyping,
     MemberUpdated,
     OfflineReason,
     UserCameOnline,
     UserStatusChanged,
+    UserView,
     UserWentOffline,
 )
 from schemas.events import (
@@ -36,11 +40,17 @@ from schemas.events import (
     Event,
     Heartbeat,
     PresenceUpdated,
+    StatusExpired,
+    TypingExpired,
+    TypingStarted,
+    TypingStopped,
+    UserIdled,
 )
 from schemas.state import Connection, UserPresence
 
 # Enough to absorb what a worker redoes after a rebalance (events since its last commit).
 RECENT_EVENT_IDS = 64
+DEFAULT_STATUS = "online"
 
 
 def apply(state: UserPresence | None, event: Event) -> tuple[UserPresence, list[Change]]:
@@ -50,32 +60,53 @@ def apply(state: UserPresence | None, event: Event) -> tuple[UserPresence, list[
     transition = _TRANSITIONS.get(type(event))
     if transition is None:
         return state, []
-    after = transition(state, event)
-    if isinstance(event, Heartbeat):  # idempotent by itself: it only moves time forward
-        return after, []
-    # Remembered even when it changed nothing: redone after a rebalance, on a state that has
-    # moved on, it could take effect where it did not the first time.
-    after = replace(after, recent_event_ids=(*after.recent_event_ids, event.event_id)[-RECENT_EVENT_IDS:])
+    after = _prune(transition(state, event))
+    if not isinstance(event, Heartbeat):  # heartbeats are idempotent by themselves: time only moves forward
+        # Remembered even when it changed nothing: redone after a rebalance, on a state that has
+        # moved on, it could take effect where it did not the first time.
+        after = replace(after, recent_event_ids=(*after.recent_event_ids, event.event_id)[-RECENT_EVENT_IDS:])
     return after, _changes(state, after, event)
 
 
-def timeouts_due(state: UserPresence, now: int, sweeper_id: str) -> list[ConnectionTimedOut]:
-    """Timeout events for connections whose deadline passed by `now`.
+def due_events(state: UserPresence, now: int, sweeper_id: str) -> list[Event]:
+    """The expiry events due by `now`: connection timeouts, typing expiries, status expiry, auto-away.
 
-    The id is derived from the deadline, so sweeping twice before the first timeout is applied
-    writes a duplicate that `apply` ignores.
+    Ids are derived from the deadline, so sweeping twice before the first one is applied writes a
+    duplicate that `apply` ignores.
     """
-    return [
-        ConnectionTimedOut(
-            event_id=f"timeout:{state.user_id}:{c.connection_id}:{c.deadline}",
-            user_id=state.user_id,
-            connection_id=c.connection_id,
-            edge_id=sweeper_id,
-            at=now,
-        )
-        for c in state.connections
-        if c.deadline <= now
-    ]
+
+    def expiry(cls: type[Event], deadline: int, connection_id: str = "", **fields: str) -> Event:
+        key = ":".join((cls.type, state.user_id, connection_id, *fields.values(), str(deadline)))
+        return cls(event_id=key, user_id=state.user_id, connection_id=connection_id, edge_id=sweeper_id, at=now,
+                   **fields)
+
+    due = [expiry(ConnectionTimedOut, c.deadline, c.connection_id) for c in state.connections if c.deadline <= now]
+    due += [expiry(TypingExpired, t, channel=ch) for ch, t in sorted(state.typing.items()) if t <= now]
+    if state.status_expires_at is not None and state.status_expires_at <= now:
+        due.append(expiry(StatusExpired, state.status_expires_at))
+    idle_at = _idle_at(state)
+    if idle_at is not None and idle_at <= now:
+        due.append(expiry(UserIdled, idle_at))
+    return due
+
+
+def user_view(state: UserPresence, event_id: str = "") -> UserView:
+    """What anyone may see of the user: invisible users look offline, with no devices."""
+    shown = state.shown_online
+    return UserView(
+        user_id=state.user_id,
+        status=state.public_status,
+        online=shown,
+        last_seen=state.last_seen or 0,
+        connections=len(state.connections) if shown else 0,
+        devices=_devices(state.connections) if shown else (),
+        metadata=state.metadata,
+        status_metadata=state.status_metadata if shown else {},
+        status_text=state.status_text if shown else None,
+        status_emoji=state.status_emoji if shown else None,
+        status_expires_at=state.status_expires_at if shown else None,
+        event_id=event_id,
+    )
 
 
 # Transitions: each edits the state or returns it unchanged (the same object).
@@ -89,11 +120,16 @@ def _opened(state: UserPresence, e: ConnectionOpened) -> UserPresence:
         edge_id=e.edge_id,
         opened_at=e.at,
         last_heartbeat=e.at,
+        last_active=e.at,
         timeout_ms=e.timeout_ms,
         device=e.device,
     )
     status = e.status if e.status is not None and not state.online else state.status
-    return replace(state, connections=(*state.connections, connection), status=status, last_seen=e.at)
+    metadata = state.metadata if e.metadata is None else e.metadata
+    return replace(
+        state, connections=(*state.connections, connection), status=status, metadata=metadata,
+        idle_after_ms=e.idle_after_ms, idle=False, last_seen=e.at,
+    )
 
 
 def _closed(state: UserPresence, e: ConnectionClosed) -> UserPresence:
@@ -119,9 +155,14 @@ def _timed_out(state: UserPresence, e: ConnectionTimedOut) -> UserPresence:
 
 def _heartbeat(state: UserPresence, e: Heartbeat) -> UserPresence:
     connection = _find(state, e.connection_id)
-    if connection is None or e.at <= connection.last_heartbeat:
+    if connection is None:
         return state
-    return _with(state, replace(connection, last_heartbeat=e.at))
+    active = max(connection.last_active, e.active_at or 0)
+    if e.at <= connection.last_heartbeat and active == connection.last_active:
+        return state
+    woken = state.idle and active > connection.last_active
+    connection = replace(connection, last_heartbeat=max(e.at, connection.last_heartbeat), last_active=active)
+    return _with(replace(state, idle=state.idle and not woken), connection)
 
 
 def _joined(state: UserPresence, e: ChannelJoined) -> UserPresence:
@@ -129,8 +170,11 @@ def _joined(state: UserPresence, e: ChannelJoined) -> UserPresence:
     if connection is None or e.channel in connection.channels:
         return state
     since = state.channel_since if e.channel in state.channel_since else {**state.channel_since, e.channel: e.at}
-    state = replace(state, channel_since=since, last_seen=e.at)
-    return _with(state, replace(connection, channels=(*connection.channels, e.channel)))
+    timeouts = connection.channel_timeouts
+    if e.timeout_ms is not None:
+        timeouts = {**timeouts, e.channel: e.timeout_ms}
+    connection = replace(connection, channels=(*connection.channels, e.channel), channel_timeouts=timeouts)
+    return _active(_with(replace(state, channel_since=since), connection), e)
 
 
 def _left(state: UserPresence, e: ChannelLeft) -> UserPresence:
@@ -138,15 +182,62 @@ def _left(state: UserPresence, e: ChannelLeft) -> UserPresence:
     if connection is None or e.channel not in connection.channels:
         return state
     channels = tuple(c for c in connection.channels if c != e.channel)
-    return _prune_channels(_with(replace(state, last_seen=e.at), replace(connection, channels=channels)))
+    timeouts = {c: t for c, t in connection.channel_timeouts.items() if c != e.channel}
+    return _active(_with(state, replace(connection, channels=channels, channel_timeouts=timeouts)), e)
 
 
 def _updated(state: UserPresence, e: PresenceUpdated) -> UserPresence:
-    status = state.status if e.status is None else e.status
-    metadata = state.metadata if e.metadata is None else e.metadata
-    if status == state.status and metadata == state.metadata:
+    changed = replace(
+        state,
+        status=state.status if e.status is None else e.status,
+        visible=state.visible if e.status is None else e.visible,
+        status_metadata=_status_metadata(state, e),
+        status_expires_at=state.status_expires_at if e.status is None and e.status_text is None else e.expires_at,
+        status_text=_text(state.status_text, e.status_text),
+        status_emoji=_text(state.status_emoji, e.status_emoji),
+        metadata=state.metadata if e.metadata is None else e.metadata,
+    )
+    if e.timeout_ms is not None:
+        changed = replace(changed, connections=tuple(replace(c, timeout_ms=e.timeout_ms) for c in state.connections))
+    if changed == state:
         return state
-    return replace(state, status=status, metadata=metadata, last_seen=e.at)
+    return _active(changed, e)
+
+
+def _typing_started(state: UserPresence, e: TypingStarted) -> UserPresence:
+    connection = _find(state, e.connection_id)
+    if connection is None or e.channel not in connection.channels or state.typing.get(e.channel, 0) >= e.expires_at:
+        return state
+    return _active(replace(state, typing={**state.typing, e.channel: e.expires_at}), e)
+
+
+def _typing_stopped(state: UserPresence, e: TypingStopped) -> UserPresence:
+    if e.channel not in state.typing:
+        return state
+    return _active(replace(state, typing={c: t for c, t in state.typing.items() if c != e.channel}), e)
+
+
+def _typing_expired(state: UserPresence, e: TypingExpired) -> UserPresence:
+    expires_at = state.typing.get(e.channel)
+    if expires_at is None or e.at < expires_at:  # renewed after the sweep
+        return state
+    return replace(state, typing={c: t for c, t in state.typing.items() if c != e.channel})
+
+
+def _status_expired(state: UserPresence, e: StatusExpired) -> UserPresence:
+    if state.status_expires_at is None or e.at < state.status_expires_at:
+        return state
+    return replace(
+        state, status=DEFAULT_STATUS, visible=True, status_metadata={}, status_text=None, status_emoji=None,
+        status_expires_at=None,
+    )
+
+
+def _idled(state: UserPresence, e: UserIdled) -> UserPresence:
+    idle_at = _idle_at(state)
+    if idle_at is None or e.at < idle_at:  # activity after the sweep
+        return state
+    return replace(state, idle=True)
 
 
 _TRANSITIONS: dict[type[Event], Callable[[UserPresence, Event], UserPresence]] = {
@@ -158,7 +249,24 @@ _TRANSITIONS: dict[type[Event], Callable[[UserPresence, Event], UserPresence]] =
     ChannelJoined: _joined,
     ChannelLeft: _left,
     PresenceUpdated: _updated,
+    TypingStarted: _typing_started,
+    TypingStopped: _typing_stopped,
+    TypingExpired: _typing_expired,
+    StatusExpired: _status_expired,
+    UserIdled: _idled,
 }
+
+
+def _status_metadata(state: UserPresence, e: PresenceUpdated) -> dict[str, object]:
+    if e.status_metadata is not None:
+        return e.status_metadata
+    return state.status_metadata if e.status is None or e.status == state.status else {}
+
+
+def _text(current: str | None, given: str | None) -> str | None:
+    if given is None:
+        return current
+    return given or None  # an empty string clears
 
 
 def _find(state: UserPresence, connection_id: str) -> Connection | None:
@@ -172,37 +280,72 @@ def _with(state: UserPresence, connection: Connection) -> UserPresence:
 
 def _without(state: UserPresence, connection_id: str, last_seen: int) -> UserPresence:
     connections = tuple(c for c in state.connections if c.connection_id != connection_id)
-    return _prune_channels(replace(state, connections=connections, last_seen=last_seen))
+    return replace(state, connections=connections, last_seen=last_seen)
 
 
-def _prune_channels(state: UserPresence) -> UserPresence:
+def _active(state: UserPresence, e: Event) -> UserPresence:
+    """Activity by the user: last seen moves, the connection is active, auto-away ends."""
+    connection = _find(state, e.connection_id)
+    if connection is not None and e.at > connection.last_active:
+        state = _with(state, replace(connection, last_active=e.at))
+    return replace(state, idle=False, last_seen=max(state.last_seen or 0, e.at))
+
+
+def _idle_at(state: UserPresence) -> int | None:
+    """When the user goes auto-away, if it can: online, status online, not away yet, a policy set."""
+    if state.idle or state.idle_after_ms is None or not state.connections or state.status != DEFAULT_STATUS:
+        return None
+    return max(c.last_active for c in state.connections) + state.idle_after_ms
+
+
+def _prune(state: UserPresence) -> UserPresence:
+    """Channel join times and typing indicators only exist for channels the user is still in."""
     present = _channels(state)
-    if present == state.channel_since.keys():
+    since = {c: t for c, t in state.channel_since.items() if c in present}
+    typing = {c: t for c, t in state.typing.items() if c in present}
+    if since == state.channel_since and typing == state.typing:
         return state
-    return replace(state, channel_since={c: t for c, t in state.channel_since.items() if c in present})
+    return replace(state, channel_since=since, typing=typing)
 
 
 def _channels(state: UserPresence) -> set[str]:
     return {channel for c in state.connections for channel in c.channels}
 
 
-# What subscribers see, before and after.
+def _devices(connections: tuple[Connection, ...]) -> tuple[str, ...]:
+    return tuple(sorted(c.device for c in connections if c.device))
+
+
+# What others see, before and after.
+
+
+def _shown_channels(state: UserPresence) -> set[str]:
+    return _channels(state) if state.shown_online else set()
+
+
+def _shown_typing(state: UserPresence) -> set[str]:
+    return set(state.typing) if state.shown_online else set()
 
 
 def member(state: UserPresence, channel: str) -> Member:
+    in_channel = tuple(c for c in state.connections if channel in c.channels)
     return Member(
         user_id=state.user_id,
         status=state.public_status,
         joined_at=state.channel_since.get(channel, state.last_seen or 0),
         last_seen=state.last_seen or 0,
-        connections=sum(channel in c.channels for c in state.connections),
+        connections=len(in_channel),
         metadata=state.metadata,
+        devices=_devices(in_channel),
+        status_metadata=state.status_metadata,
+        status_text=state.status_text,
+        status_emoji=state.status_emoji,
     )
 
 
 def _visible(m: Member) -> tuple[object, ...]:
-    # last_seen moves with every activity; announcing it would turn each join into updates everywhere.
-    return (m.status, m.connections, m.metadata)
+    # last_seen moves with every activity; announcing it would turn each action into updates everywhere.
+    return (m.status, m.connections, m.metadata, m.devices, m.status_metadata, m.status_text, m.status_emoji)
 
 
 def _changes(before: UserPresence, after: UserPresence, event: Event) -> list[Change]:
@@ -210,15 +353,13 @@ def _changes(before: UserPresence, after: UserPresence, event: Event) -> list[Ch
     user_id, at = after.user_id, event.at
     ids = (f"{event.event_id}/{n}" for n in itertools.count())
     changes: list[Change] = []
-    if after.online and not before.online:
-        changes.append(UserCameOnline(change_id=next(ids), user_id=user_id, at=at, status=after.status))
-    if before.online and after.online and before.status != after.status:
-        changes.append(
-            UserStatusChanged(
-                change_id=next(ids), user_id=user_id, at=at, status=after.status, previous=before.status
-            )
-        )
-    was, now = _channels(before), _channels(after)
+    if after.shown_online and not before.shown_online:
+        changes.append(UserCameOnline(change_id=next(ids), user_id=user_id, at=at, status=after.public_status))
+    if before.shown_online and after.shown_online and before.public_status != after.public_status:
+        changes.append(UserStatusChanged(
+            change_id=next(ids), user_id=user_id, at=at, status=after.public_status, previous=before.public_status
+        ))
+    was, now = _shown_channels(before), _shown_channels(after)
     for channel in sorted(now - was):
         changes.append(MemberJoined(change_id=next(ids), user_id=user_id, at=at, channel=channel,
                                     member=member(after, channel)))
@@ -226,12 +367,15 @@ def _changes(before: UserPresence, after: UserPresence, event: Event) -> list[Ch
         m = member(after, channel)
         if _visible(m) != _visible(member(before, channel)):
             changes.append(MemberUpdated(change_id=next(ids), user_id=user_id, at=at, channel=channel, member=m))
+    typing_was, typing_now = _shown_typing(before), _shown_typing(after)
+    for channel in sorted(typing_now ^ typing_was):
+        if channel in now:  # leaving a channel clears its indicator in the channel stage already
+            changes.append(MemberTyping(change_id=next(ids), user_id=user_id, at=at, channel=channel,
+                                        typing=channel in typing_now))
     for channel in sorted(was - now):
         changes.append(MemberLeft(change_id=next(ids), user_id=user_id, at=at, channel=channel,
                                   reason=reason, last_seen=after.last_seen or at))
-    if before.online and not after.online:
-        changes.append(
-            UserWentOffline(change_id=next(ids), user_id=user_id, at=at, reason=reason,
-                            last_seen=after.last_seen or at)
-        )
+    if before.shown_online and not after.shown_online:
+        changes.append(UserWentOffline(change_id=next(ids), user_id=user_id, at=at, reason=reason,
+                                       last_seen=after.last_seen or at))
     return changes

@@ -1,8 +1,9 @@
-"""The timeout sweeper: turns passed deadlines into `connection.timed_out` events in the log.
+"""The sweeper: turns passed deadlines into expiry events in the log (`streams.core.due_events`):
+connection timeouts, typing expiries, status expiries and auto-away.
 
 It runs on every worker but looks only at users of the `presence.events` partitions this worker
 owns, and writes each timeout to the user's own partition, where the fold applies it like any
-other event. The fold re-checks the deadline against the event's time, so a heartbeat that
+other event. The fold re-checks the deadline against the event's time, so activity that
 landed after the sweep wins.
 """
 
@@ -14,13 +15,13 @@ from collections import defaultdict
 from faust.types import TP
 
 from schemas.codec import encode
-from schemas.events import ConnectionTimedOut, EventBatch
+from schemas.events import Event, EventBatch
 from schemas.topics import EVENTS, batch_key, partition_for
 from streams import progress
 from streams.app import app, events_topic, settings, users
-from streams.core import timeouts_due
+from streams.core import due_events
 
-# A timeout already written is not written again until the fold has had time to apply it.
+# An expiry already written is not written again until the fold has had time to apply it.
 RESEND_AFTER_MS = 5000
 _sent: dict[str, int] = {}
 
@@ -34,12 +35,12 @@ async def sweep() -> None:
             sweep_times[tp.partition] = progress.sweep_time(
                 tp.partition, _next_offset(tp), _highwater(tp), wall_now
             )
-    due: dict[int, list[ConnectionTimedOut]] = defaultdict(list)
+    due: dict[int, list[Event]] = defaultdict(list)
     for user_id, state in list(users.items()):
         partition = partition_for(user_id, settings.partitions)
         now = sweep_times.get(partition)
         if now is not None:
-            for event in timeouts_due(state, now, settings.worker_id):
+            for event in due_events(state, now, settings.worker_id):
                 if _sent.get(event.event_id, 0) < wall_now:
                     due[partition].append(event)
     for events in due.values():
