@@ -31,6 +31,7 @@ def create_app(settings: EdgeSettings) -> Starlette:
 
     routes = [
         Route("/realtime/channels/{channel}/presence", rest.channel_presence, methods=["GET"]),
+        Route("/realtime/users/{user_id}/presence", rest.user_presence, methods=["GET"]),
         Route("/realtime/presence/update", rest.update_presence, methods=["POST"]),
         WebSocketRoute("/realtime/ws", presence_socket),
         Route("/healthz", rest.healthz, methods=["GET"]),

@@ -11,6 +11,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from services.event_log import EventLog
 from services.fanout import Fanout
 from services.liveness import Liveness
+from services.policy import Policy
 from services.protocol import Limits
 from services.read_model import ReadModel
 from services.settings import EdgeSettings
@@ -19,6 +20,7 @@ from services.settings import EdgeSettings
 @dataclass
 class Edge:
     settings: EdgeSettings
+    policy: Policy
     limits: Limits
     log: EventLog
     read_model: ReadModel
@@ -46,15 +48,16 @@ async def running_edge(settings: EdgeSettings) -> AsyncIterator[Edge]:
     await producer.start()
     await consumer.start()
     event_log = EventLog(producer, settings.partitions, settings.batch_linger_ms, settings.write_timeout_s)
-    fanout = Fanout()
+    fanout = Fanout(settings.batch_above_members, settings.batch_window_ms / 1000)
     read_model = ReadModel(consumer, fanout.publish)
     liveness = Liveness(event_log, settings.edge_id, interval_s=settings.heartbeat_s / 2)
+    policy = Policy.load(settings.policy_file)
     limits = Limits(
-        statuses=settings.statuses,
+        policy=policy,
         max_bytes=settings.max_frame_bytes,
         max_metadata_bytes=settings.max_metadata_bytes,
     )
-    edge = Edge(settings, limits, event_log, read_model, fanout, liveness)
+    edge = Edge(settings, policy, limits, event_log, read_model, fanout, liveness)
     try:
         await event_log.start()
         await read_model.start()

@@ -22,8 +22,10 @@ log = logging.getLogger(__name__)
 @dataclass(slots=True)
 class _Liveness:
     user_id: str
-    last_activity: int
+    last_activity: int  # any frame
     reported: int
+    last_active: int  # frames other than heartbeats: the user did something (auto-away)
+    reported_active: int
 
 
 class Liveness:
@@ -35,12 +37,14 @@ class Liveness:
         self._task: asyncio.Task[None] | None = None
 
     def track(self, connection_id: str, user_id: str, at: int) -> None:
-        self._connections[connection_id] = _Liveness(user_id, last_activity=at, reported=at)
+        self._connections[connection_id] = _Liveness(user_id, at, at, at, at)
 
-    def touch(self, connection_id: str, at: int) -> None:
+    def touch(self, connection_id: str, at: int, active: bool) -> None:
         connection = self._connections.get(connection_id)
-        if connection is not None and at > connection.last_activity:
-            connection.last_activity = at
+        if connection is not None:
+            connection.last_activity = max(connection.last_activity, at)
+            if active:
+                connection.last_active = max(connection.last_active, at)
 
     def forget(self, connection_id: str) -> None:
         self._connections.pop(connection_id, None)
@@ -57,10 +61,11 @@ class Liveness:
         events = []
         for connection_id, c in self._connections.items():
             if c.last_activity > c.reported:
-                c.reported = c.last_activity
+                active_at = c.last_active if c.last_active > c.reported_active else None
+                c.reported, c.reported_active = c.last_activity, c.last_active
                 events.append(
                     Heartbeat(event_id=new_id(), user_id=c.user_id, connection_id=connection_id,
-                              edge_id=self._edge_id, at=c.last_activity)
+                              edge_id=self._edge_id, at=c.last_activity, active_at=active_at)
                 )
         if events:
             await self._log.write(*events)

@@ -1,27 +1,36 @@
 """Client input: the WebSocket frames and REST bodies a client may send, strictly validated.
 
 Parsing turns raw text into one of the command dataclasses below or raises `ApiError` with a
-stable code; nothing reaches the log before it has passed here.
+stable code; nothing reaches the log before it has passed here. Policy checks that need the
+configuration (is this status known, does its metadata fit) happen here too, via `Limits.policy`.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
 from services.errors import ApiError
+from services.policy import Policy
 
 CHANNEL_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}")
+DEVICE = re.compile(r"[A-Za-z0-9._-]{1,32}")
 MAX_METADATA_DEPTH = 4
+MAX_METADATA_KEYS = 64
+MAX_STATUS_TEXT = 100
+MAX_STATUS_EMOJI = 16
+MAX_EXPIRY_S = 7 * 24 * 3600
 Ref = str | int | None  # echoed back on the reply, so clients can match answers to requests
 
 
 @dataclass(frozen=True, slots=True)
 class Join:
     channel: str
+    since: int | None = None  # resume: the seq the client already has
     ref: Ref = None
 
 
@@ -36,11 +45,25 @@ class Subscribe:
     """Receive a channel's presence without being present in it (dashboards, observers)."""
 
     channel: str
+    since: int | None = None
     ref: Ref = None
 
 
 @dataclass(frozen=True, slots=True)
 class Unsubscribe:
+    channel: str
+    ref: Ref = None
+
+
+@dataclass(frozen=True, slots=True)
+class TypingStart:
+    channel: str
+    timeout_s: float | None = None
+    ref: Ref = None
+
+
+@dataclass(frozen=True, slots=True)
+class TypingStop:
     channel: str
     ref: Ref = None
 
@@ -53,19 +76,24 @@ class Heartbeat:
 @dataclass(frozen=True, slots=True)
 class Update:
     status: str | None = None
+    status_metadata: dict[str, Any] | None = None
+    status_text: str | None = None
+    status_emoji: str | None = None
+    expires_in_s: float | None = None
     metadata: dict[str, Any] | None = None
+    timeout_s: float | None = None
     ref: Ref = None
 
 
-Command = Join | Leave | Subscribe | Unsubscribe | Heartbeat | Update
-_CHANNEL_COMMANDS: dict[str, type[Join | Leave | Subscribe | Unsubscribe]] = {
-    "join": Join, "leave": Leave, "subscribe": Subscribe, "unsubscribe": Unsubscribe
-}
+Command = Join | Leave | Subscribe | Unsubscribe | TypingStart | TypingStop | Heartbeat | Update
+UPDATE_FIELDS = frozenset(
+    {"status", "status_metadata", "status_text", "status_emoji", "expires_in_s", "metadata", "timeout_s"}
+)
 
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    statuses: tuple[str, ...]
+    policy: Policy
     max_bytes: int
     max_metadata_bytes: int
 
@@ -74,19 +102,63 @@ def parse_frame(text: str, limits: Limits) -> Command:
     body = _json_object(text, limits.max_bytes)
     kind = body.pop("type", None)
     ref = body.pop("ref", None)
-    if ref is not None and not isinstance(ref, str | int):
+    if ref is not None and (isinstance(ref, bool) or not isinstance(ref, str | int)):
         raise ApiError("request.invalid", "`ref` must be a string or an integer")
-    if kind in _CHANNEL_COMMANDS:
-        channel = check_channel(_only(body, required=frozenset({"channel"}))["channel"])
-        return _CHANNEL_COMMANDS[kind](channel=channel, ref=ref)
-    if kind == "heartbeat":
-        _only(body)
-        return Heartbeat(ref=ref)
-    if kind == "update":
-        return _update(body, limits, ref)
     if not isinstance(kind, str):
         raise ApiError("request.invalid", "`type` is missing or not a string")
-    raise ApiError("request.unknown_type", f"unknown frame type {kind!r}")
+    parse = _FRAMES.get(kind)
+    if parse is None:
+        raise ApiError("request.unknown_type", f"unknown frame type {kind!r}")
+    return parse(body, limits, ref)
+
+
+def _join(body: dict[str, Any], limits: Limits, ref: Ref) -> Join:
+    fields = _only(body, required={"channel"}, optional={"since"})
+    return Join(channel=check_channel(fields["channel"]), since=_since(fields), ref=ref)
+
+
+def _subscribe(body: dict[str, Any], limits: Limits, ref: Ref) -> Subscribe:
+    fields = _only(body, required={"channel"}, optional={"since"})
+    return Subscribe(channel=check_channel(fields["channel"]), since=_since(fields), ref=ref)
+
+
+def _leave(body: dict[str, Any], limits: Limits, ref: Ref) -> Leave:
+    return Leave(channel=check_channel(_only(body, required={"channel"})["channel"]), ref=ref)
+
+
+def _unsubscribe(body: dict[str, Any], limits: Limits, ref: Ref) -> Unsubscribe:
+    return Unsubscribe(channel=check_channel(_only(body, required={"channel"})["channel"]), ref=ref)
+
+
+def _typing_start(body: dict[str, Any], limits: Limits, ref: Ref) -> TypingStart:
+    fields = _only(body, required={"channel"}, optional={"timeout_s"})
+    timeout_s = _number(fields, "timeout_s", low=0.5, high=None)
+    return TypingStart(channel=check_channel(fields["channel"]), timeout_s=timeout_s, ref=ref)
+
+
+def _typing_stop(body: dict[str, Any], limits: Limits, ref: Ref) -> TypingStop:
+    return TypingStop(channel=check_channel(_only(body, required={"channel"})["channel"]), ref=ref)
+
+
+def _heartbeat(body: dict[str, Any], limits: Limits, ref: Ref) -> Heartbeat:
+    _only(body)
+    return Heartbeat(ref=ref)
+
+
+def _update_frame(body: dict[str, Any], limits: Limits, ref: Ref) -> Update:
+    return _update(body, limits, ref)
+
+
+_FRAMES: dict[str, Callable[[dict[str, Any], Limits, Ref], Command]] = {
+    "join": _join,
+    "leave": _leave,
+    "subscribe": _subscribe,
+    "unsubscribe": _unsubscribe,
+    "typing.start": _typing_start,
+    "typing.stop": _typing_stop,
+    "heartbeat": _heartbeat,
+    "update": _update_frame,
+}
 
 
 def parse_update_body(raw: bytes, limits: Limits, user_id: str, max_bytes: int) -> Update:
@@ -98,19 +170,32 @@ def parse_update_body(raw: bytes, limits: Limits, user_id: str, max_bytes: int) 
 
 
 def _update(body: dict[str, Any], limits: Limits, ref: Ref) -> Update:
-    fields = _only(body, optional=frozenset({"status", "metadata"}))
+    fields = _only(body, optional=UPDATE_FIELDS)
     if not fields:
-        raise ApiError("request.invalid", "give `status`, `metadata` or both")
+        raise ApiError("request.invalid", f"give at least one of {sorted(UPDATE_FIELDS)}")
     status = fields.get("status")
+    if status is not None and not isinstance(status, str):
+        raise ApiError("request.invalid", "`status` must be a string")
+    status_metadata = fields.get("status_metadata")
+    if status_metadata is not None:
+        check_metadata(status_metadata, limits.max_metadata_bytes, "status_metadata")
+        if status is None:
+            raise ApiError("request.invalid", "`status_metadata` goes with a `status`")
     if status is not None:
-        if not isinstance(status, str):
-            raise ApiError("request.invalid", "`status` must be a string")
-        if status not in limits.statuses:
-            raise ApiError("presence.unknown_status", f"unknown status {status!r}; known: {list(limits.statuses)}")
+        limits.policy.check_status_metadata(limits.policy.state(status), status_metadata)
     metadata = fields.get("metadata")
     if metadata is not None:
-        _check_metadata(metadata, limits.max_metadata_bytes)
-    return Update(status=status, metadata=metadata, ref=ref)
+        check_metadata(metadata, limits.max_metadata_bytes, "metadata")
+    return Update(
+        status=status,
+        status_metadata=status_metadata,
+        status_text=_text(fields, "status_text", MAX_STATUS_TEXT),
+        status_emoji=_text(fields, "status_emoji", MAX_STATUS_EMOJI),
+        expires_in_s=_number(fields, "expires_in_s", low=1, high=MAX_EXPIRY_S),
+        metadata=metadata,
+        timeout_s=_number(fields, "timeout_s", low=0, high=None),
+        ref=ref,
+    )
 
 
 def _json_object(raw: str | bytes, max_bytes: int) -> dict[str, Any]:
@@ -125,7 +210,8 @@ def _json_object(raw: str | bytes, max_bytes: int) -> dict[str, Any]:
     return body
 
 
-def _only(body: dict[str, Any], required: frozenset[str] = frozenset(), optional: frozenset[str] = frozenset()) -> dict:
+def _only(body: dict[str, Any], required: set[str] | frozenset[str] = frozenset(),
+          optional: set[str] | frozenset[str] = frozenset()) -> dict[str, Any]:
     unknown = sorted(body.keys() - required - optional)
     if unknown:
         raise ApiError("request.invalid", f"unknown field {unknown[0]!r}")
@@ -135,19 +221,51 @@ def _only(body: dict[str, Any], required: frozenset[str] = frozenset(), optional
     return body
 
 
+def _since(fields: dict[str, Any]) -> int | None:
+    since = fields.get("since")
+    if since is not None and (isinstance(since, bool) or not isinstance(since, int) or since < 0):
+        raise ApiError("request.invalid", "`since` must be a non-negative integer")
+    return since
+
+
+def _number(fields: dict[str, Any], name: str, low: float, high: float | None) -> float | None:
+    value = fields.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < low or (high and value > high):
+        raise ApiError("request.invalid", f"`{name}` must be a number from {low} to {high or 'any'}")
+    return float(value)
+
+
+def _text(fields: dict[str, Any], name: str, max_chars: int) -> str | None:
+    value = fields.get(name)
+    if value is not None and (not isinstance(value, str) or len(value) > max_chars):
+        raise ApiError("request.invalid", f"`{name}` must be a string of at most {max_chars} characters")
+    return value
+
+
 def check_channel(value: Any) -> str:
     if not isinstance(value, str) or not CHANNEL_ID.fullmatch(value):
         raise ApiError("channel.invalid_id", "a channel id is 1-128 of A-Z a-z 0-9 . _ : @ - and starts alphanumeric")
     return value
 
 
-def _check_metadata(metadata: Any, max_bytes: int) -> None:
+def check_device(value: str) -> str:
+    if not DEVICE.fullmatch(value):
+        raise ApiError("request.invalid", "`device` is 1-32 of A-Z a-z 0-9 . _ -")
+    return value
+
+
+def check_metadata(metadata: Any, max_bytes: int, name: str = "metadata") -> dict[str, Any]:
     if not isinstance(metadata, dict):
-        raise ApiError("request.invalid", "`metadata` must be a JSON object")
+        raise ApiError("request.invalid", f"`{name}` must be a JSON object")
     if len(orjson.dumps(metadata)) > max_bytes:
-        raise ApiError("request.too_large", f"`metadata` exceeds {max_bytes} bytes")
+        raise ApiError("request.too_large", f"`{name}` exceeds {max_bytes} bytes")
+    if len(metadata) > MAX_METADATA_KEYS:
+        raise ApiError("request.invalid", f"`{name}` has more than {MAX_METADATA_KEYS} keys")
     if _depth(metadata) > MAX_METADATA_DEPTH:
-        raise ApiError("request.invalid", f"`metadata` nests deeper than {MAX_METADATA_DEPTH} levels")
+        raise ApiError("request.invalid", f"`{name}` nests deeper than {MAX_METADATA_DEPTH} levels")
+    return metadata
 
 
 def _depth(value: Any) -> int:

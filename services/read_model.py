@@ -1,34 +1,41 @@
-"""The edge's local read model: the latest view of every channel, fed from `presence.channels`.
+"""The edge's local read model: the latest view of every channel and every user.
 
-Each edge reads the whole topic (no consumer group: every edge needs every channel) from the
-start, keeps the newest view per channel, and hands each newer view to a listener (the fan-out).
-It is ready once it has read up to the highwater of every partition as reported by a fetch;
-the broker's ListOffsets answer is not trusted for that (../shared/broker-notes.md).
+Each edge reads `presence.channels` and `presence.users` whole (no consumer group: every edge needs
+every view) from the start, keeps the newest view per key, hands each newer channel view to a
+listener (the fan-out), and wakes anyone waiting for a user's update to be applied. It is ready
+once it has read up to the highwater of every partition as reported by a fetch; the broker's
+ListOffsets answer is not trusted for that (../shared/broker-notes.md).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Callable
+from typing import TypeVar
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from schemas.changes import ChannelView
+from schemas.changes import ChannelView, UserView
 from schemas.codec import DecodeError, decode
-from schemas.topics import CHANNELS
+from schemas.topics import CHANNELS, USERS
 from services import metrics
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 Listener = Callable[[ChannelView, int], None]  # (new view, seq the edge had before)
+HISTORY = 64  # recent views kept per channel, so a client resuming with `since` gets only what it missed
 
 
 class ReadModel:
     def __init__(self, consumer: AIOKafkaConsumer, listener: Listener) -> None:
         self._consumer = consumer
         self._listener = listener
-        self._views: dict[str, ChannelView] = {}
+        self._channels: dict[str, deque[ChannelView]] = {}
+        self._users: dict[str, UserView] = {}
+        self._user_waiters: dict[str, list[tuple[str, asyncio.Future[UserView]]]] = {}
         self._partitions: list[TopicPartition] = []
         self._caught_up: set[TopicPartition] = set()
         self._task: asyncio.Task[None] | None = None
@@ -38,11 +45,42 @@ class ReadModel:
         return bool(self._partitions) and len(self._caught_up) == len(self._partitions)
 
     def view(self, channel: str) -> ChannelView:
-        return self._views.get(channel) or ChannelView(channel=channel, seq=0, at=0, members=())
+        history = self._channels.get(channel)
+        return history[-1] if history else ChannelView(channel=channel, seq=0, at=0, members=())
+
+    def views_since(self, channel: str, seq: int) -> list[ChannelView] | None:
+        """The views after `seq` in order, or None when they are no longer all held."""
+        history = self._channels.get(channel)
+        current = history[-1].seq if history else 0
+        if seq == current:
+            return []
+        if not history or seq > current or history[0].seq > seq + 1:
+            return None
+        return [v for v in history if v.seq > seq]
+
+    def user(self, user_id: str) -> UserView | None:
+        return self._users.get(user_id)
+
+    async def wait_for_user_event(self, user_id: str, event_id: str, timeout_s: float) -> UserView:
+        """The user's view once it reflects `event_id`; raises TimeoutError otherwise."""
+        current = self._users.get(user_id)
+        if current is not None and current.event_id == event_id:
+            return current
+        future: asyncio.Future[UserView] = asyncio.get_running_loop().create_future()
+        self._user_waiters.setdefault(user_id, []).append((event_id, future))
+        try:
+            return await asyncio.wait_for(future, timeout_s)
+        finally:
+            waiters = self._user_waiters.get(user_id, [])
+            if (event_id, future) in waiters:
+                waiters.remove((event_id, future))
+            if not waiters:
+                self._user_waiters.pop(user_id, None)
 
     async def start(self) -> None:
-        partitions = await _wait_for_partitions(self._consumer)
-        self._partitions = [TopicPartition(CHANNELS.name, p) for p in sorted(partitions)]
+        for topic in (CHANNELS.name, USERS.name):
+            partitions = await _wait_for_partitions(self._consumer, topic)
+            self._partitions += [TopicPartition(topic, p) for p in sorted(partitions)]
         self._consumer.assign(self._partitions)
         await self._consumer.seek_to_beginning(*self._partitions)
         self._task = asyncio.create_task(self._consume_forever(), name="read-model")
@@ -54,34 +92,50 @@ class ReadModel:
     async def _consume_forever(self) -> None:
         while True:
             batches = await self._consumer.getmany(timeout_ms=200, max_records=2000)
-            for records in batches.values():
+            for tp, records in batches.items():
+                apply = self._apply_channel if tp.topic == CHANNELS.name else self._apply_user
                 for record in records:
-                    self._apply(record.value)
+                    apply(record.value)
             for tp in self._partitions:
                 highwater = self._consumer.highwater(tp)
                 if highwater is not None and await self._consumer.position(tp) >= highwater:
                     self._caught_up.add(tp)
 
-    def _apply(self, value: bytes) -> None:
-        try:
-            view = decode(value, ChannelView)
-        except DecodeError as exc:
-            log.error("skipping undecodable channel view: %s", exc)
+    def _apply_channel(self, value: bytes) -> None:
+        view = _decode(value, ChannelView)
+        if view is None:
             return
-        previous = self._views.get(view.channel)
-        previous_seq = previous.seq if previous else 0
+        history = self._channels.setdefault(view.channel, deque(maxlen=HISTORY))
+        previous_seq = history[-1].seq if history else 0
         if view.seq <= previous_seq:
             return  # a redelivery, or an older view than the one held
-        self._views[view.channel] = view
+        history.append(view)
         metrics.VIEWS_APPLIED.inc()
         self._listener(view, previous_seq)
 
+    def _apply_user(self, value: bytes) -> None:
+        view = _decode(value, UserView)
+        if view is None:
+            return
+        self._users[view.user_id] = view
+        for event_id, future in self._user_waiters.get(view.user_id, []):
+            if event_id == view.event_id and not future.done():
+                future.set_result(view)
 
-async def _wait_for_partitions(consumer: AIOKafkaConsumer) -> set[int]:
+
+def _decode(value: bytes, cls: type[T]) -> T | None:
+    try:
+        return decode(value, cls)
+    except DecodeError as exc:
+        log.error("skipping undecodable %s: %s", cls.__name__, exc)
+        return None
+
+
+async def _wait_for_partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
     for _ in range(100):
-        partitions = consumer.partitions_for_topic(CHANNELS.name)
+        partitions = consumer.partitions_for_topic(topic)
         if partitions:
             return partitions
         await consumer.topics()  # refreshes the cluster metadata
         await asyncio.sleep(0.1)
-    raise RuntimeError(f"topic {CHANNELS.name} does not exist; create the topics first (`presence up`)")
+    raise RuntimeError(f"topic {topic} does not exist; create the topics first (`presence up`)")

@@ -5,28 +5,54 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from schemas.changes import ChannelView, Departure, Member
+from schemas.changes import ChannelView, Departure, Member, UserView
 
 
-def iso(ms: int) -> str:
+def iso(ms: int | None) -> str | None:
+    if ms is None:
+        return None
     return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def member(m: Member) -> dict[str, Any]:
-    return {
+def member(m: Member, include_metadata: bool = True) -> dict[str, Any]:
+    body = {
         "user_id": m.user_id,
         "status": m.status,
+        "status_text": m.status_text,
+        "status_emoji": m.status_emoji,
         "connections": m.connections,
+        "devices": list(m.devices),
         "joined_at": m.joined_at,
         "joined_at_iso": iso(m.joined_at),
         "last_seen": m.last_seen,
         "last_seen_iso": iso(m.last_seen),
-        "metadata": m.metadata,
     }
+    if include_metadata:
+        body["metadata"] = m.metadata
+        body["status_metadata"] = m.status_metadata
+    return body
 
 
 def departure(d: Departure) -> dict[str, Any]:
     return {"user_id": d.user_id, "reason": d.reason, "last_seen": d.last_seen, "last_seen_iso": iso(d.last_seen)}
+
+
+def user(view: UserView) -> dict[str, Any]:
+    return {
+        "user_id": view.user_id,
+        "status": view.status,
+        "active": view.online,
+        "last_seen": view.last_seen,
+        "last_seen_iso": iso(view.last_seen),
+        "connections": view.connections,
+        "devices": list(view.devices),
+        "status_text": view.status_text,
+        "status_emoji": view.status_emoji,
+        "status_metadata": view.status_metadata,
+        "status_expires_at": view.status_expires_at,
+        "status_expires_at_iso": iso(view.status_expires_at),
+        "metadata": view.metadata,
+    }
 
 
 def snapshot(view: ChannelView) -> dict[str, Any]:
@@ -35,6 +61,7 @@ def snapshot(view: ChannelView) -> dict[str, Any]:
         "seq": view.seq,
         "occupancy": len(view.members),
         "members": [member(m) for m in view.members],
+        "typing": list(view.typing),
     }
 
 
@@ -48,4 +75,5 @@ def diff(view: ChannelView) -> dict[str, Any]:
         "joins": [member(m) for m in view.joins],
         "leaves": [departure(d) for d in view.leaves],
         "updates": [member(m) for m in view.updates],
+        "typing": list(view.typing),
     }

@@ -1,17 +1,24 @@
-"""REST endpoints: channel presence reads, presence updates, health and metrics."""
+"""REST endpoints: channel and user presence reads, presence updates, health and metrics."""
 
 from __future__ import annotations
+
+import base64
+import uuid
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from schemas.events import PresenceUpdated
 from services import metrics, representation
 from services.auth import Principal, authenticate, bearer_token
 from services.edge import Edge
 from services.errors import ApiError
 from services.event_log import new_id, now_ms
 from services.protocol import check_channel, parse_update_body
+from services.updates import update_event
+
+MAX_PAGE = 1000
+# Idempotency keys map to event ids under this namespace; the core drops a repeated event id.
+IDEMPOTENCY_NAMESPACE = uuid.UUID("6f6c3a52-8e0e-4d6e-9a43-1b0f5f0c9b1e")
 
 
 def _edge(request: Request) -> Edge:
@@ -23,14 +30,69 @@ def _principal(request: Request) -> Principal:
     return authenticate(token, _edge(request).settings.jwt_secret)
 
 
+def _ready(edge: Edge) -> None:
+    if not edge.read_model.ready:
+        raise ApiError("service.not_ready")
+
+
+def _flag(request: Request, name: str, default: bool) -> bool:
+    value = request.query_params.get(name)
+    if value is None:
+        return default
+    if value not in ("true", "false", "1", "0"):
+        raise ApiError("request.invalid", f"`{name}` must be true or false")
+    return value in ("true", "1")
+
+
+def _limit(request: Request) -> int:
+    raw = request.query_params.get("limit", "100")
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE:
+        raise ApiError("request.invalid", f"`limit` must be an integer from 1 to {MAX_PAGE}")
+    return int(raw)
+
+
+def _cursor(request: Request) -> str:
+    """The cursor is the last user id of the previous page, opaque to clients."""
+    raw = request.query_params.get("cursor")
+    if not raw:
+        return ""
+    try:
+        return base64.urlsafe_b64decode(raw.encode()).decode()
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ApiError("request.invalid", "`cursor` is not one this API returned") from exc
+
+
 async def channel_presence(request: Request) -> Response:
     principal = _principal(request)
     channel = check_channel(request.path_params["channel"])
     principal.require_channel(channel)
     edge = _edge(request)
-    if not edge.read_model.ready:
-        raise ApiError("service.not_ready")
-    return JSONResponse(representation.snapshot(edge.read_model.view(channel)))
+    _ready(edge)
+    view = edge.read_model.view(channel)
+    body = {"channel": channel, "seq": view.seq, "occupancy": len(view.members), "typing": list(view.typing)}
+    if _flag(request, "count_only", False):
+        return JSONResponse(body)
+    status = request.query_params.get("status")
+    after, limit = _cursor(request), _limit(request)
+    include_metadata = _flag(request, "include_metadata", True)
+    matching = [m for m in view.members if m.user_id > after and (status is None or m.status == status)]
+    page = matching[:limit]
+    next_cursor = None
+    if len(matching) > limit:
+        next_cursor = base64.urlsafe_b64encode(page[-1].user_id.encode()).decode()
+    body["members"] = [representation.member(m, include_metadata) for m in page]
+    body["next_cursor"] = next_cursor
+    return JSONResponse(body)
+
+
+async def user_presence(request: Request) -> Response:
+    _principal(request)
+    edge = _edge(request)
+    _ready(edge)
+    view = edge.read_model.user(request.path_params["user_id"])
+    if view is None:
+        raise ApiError("user.not_found")
+    return JSONResponse(representation.user(view))
 
 
 async def update_presence(request: Request) -> Response:
@@ -40,25 +102,29 @@ async def update_presence(request: Request) -> Response:
     if int(request.headers.get("content-length") or 0) > max_bytes:
         raise ApiError("request.too_large", f"the body exceeds {max_bytes} bytes")
     update = parse_update_body(await request.body(), edge.limits, principal.user_id, max_bytes)
-    event = PresenceUpdated(
-        event_id=new_id(),
-        user_id=principal.user_id,
-        connection_id=f"rest:{edge.settings.edge_id}",
-        edge_id=edge.settings.edge_id,
-        at=now_ms(),
-        status=update.status,
-        metadata=update.metadata,
+    key = request.headers.get("idempotency-key")
+    if key is not None and not 1 <= len(key) <= 200:
+        raise ApiError("request.invalid", "`Idempotency-Key` must be 1 to 200 characters")
+    event_id = uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{principal.user_id}\n{key}").hex if key else new_id()
+    event = update_event(
+        update, edge.policy, event_id=event_id, user_id=principal.user_id,
+        connection_id=f"rest:{edge.settings.edge_id}", edge_id=edge.settings.edge_id, at=now_ms(),
     )
     await edge.log.write(event)
-    return JSONResponse(
-        {
-            "event_id": event.event_id,
-            "user_id": event.user_id,
-            "status": event.status,
-            "accepted_at": event.at,
-            "accepted_at_iso": representation.iso(event.at),
-        }
-    )
+    body = {
+        "event_id": event.event_id,
+        "user_id": event.user_id,
+        "status": event.status,
+        "accepted_at": event.at,
+        "accepted_at_iso": representation.iso(event.at),
+    }
+    if _flag(request, "wait", False):
+        try:
+            view = await edge.read_model.wait_for_user_event(principal.user_id, event_id, edge.settings.write_timeout_s)
+        except TimeoutError as exc:
+            raise ApiError("service.processor_lagging") from exc
+        body["presence"] = representation.user(view)
+    return JSONResponse(body)
 
 
 async def healthz(request: Request) -> Response:
@@ -66,8 +132,7 @@ async def healthz(request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
-    if not _edge(request).read_model.ready:
-        raise ApiError("service.not_ready")
+    _ready(_edge(request))
     return JSONResponse({"status": "ready"})
 
 

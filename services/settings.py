@@ -11,8 +11,6 @@ from starlette.config import Config
 
 from schemas.topics import DEFAULT_PARTITIONS
 
-BUILT_IN_STATUSES = ("online", "away", "busy", "dnd")
-
 
 @dataclass(frozen=True)
 class EdgeSettings:
@@ -25,7 +23,9 @@ class EdgeSettings:
     heartbeat_s: float = 10.0
     timeout_s: float = 30.0
     reconnect_grace_s: float = 15.0
-    statuses: tuple[str, ...] = BUILT_IN_STATUSES
+    policy_file: str = ""
+    batch_above_members: int = 100
+    batch_window_ms: float = 50.0
     max_frame_bytes: int = 16 * 1024
     max_body_bytes: int = 16 * 1024
     max_metadata_bytes: int = 4 * 1024
@@ -59,9 +59,9 @@ class EdgeSettings:
             heartbeat_s=config("PRESENCE_HEARTBEAT_S", cast=float, default=cls.heartbeat_s),
             timeout_s=config("PRESENCE_TIMEOUT_S", cast=float, default=cls.timeout_s),
             reconnect_grace_s=config("PRESENCE_RECONNECT_GRACE_S", cast=float, default=cls.reconnect_grace_s),
-            statuses=tuple(
-                s.strip() for s in config("PRESENCE_STATUSES", default=",".join(BUILT_IN_STATUSES)).split(",")
-            ),
+            policy_file=config("PRESENCE_POLICY_FILE", default=""),
+            batch_above_members=config("PRESENCE_BATCH_ABOVE_MEMBERS", cast=int, default=cls.batch_above_members),
+            batch_window_ms=config("PRESENCE_BATCH_WINDOW_MS", cast=float, default=cls.batch_window_ms),
             max_frame_bytes=config("PRESENCE_MAX_FRAME_BYTES", cast=int, default=cls.max_frame_bytes),
             max_body_bytes=config("PRESENCE_MAX_BODY_BYTES", cast=int, default=cls.max_body_bytes),
             max_metadata_bytes=config("PRESENCE_MAX_METADATA_BYTES", cast=int, default=cls.max_metadata_bytes),

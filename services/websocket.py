@@ -1,7 +1,8 @@
 """The WebSocket endpoint `/realtime/ws`: one `Session` per connected device.
 
-Frames in: `join`, `leave`, `subscribe`, `unsubscribe`, `heartbeat`, `update` (services.protocol).
-Frames out: `welcome`, `presence.snapshot`, `presence.diff`, `ack`, `error` (docs/api.md). Every state change is written
+Frames in: `join`, `leave`, `subscribe`, `unsubscribe`, `typing.start`, `typing.stop`, `heartbeat`,
+`update` (services.protocol). Frames out: `welcome`, `presence.snapshot`, `presence.resumed`,
+`presence.batch`, `presence.diff`, `ack`, `error` (docs/api.md). Every state change is written
 to the log and acknowledged by Kafka before the client gets its answer; what other members see
 comes back through the processor and `presence.channels`, never from this process directly.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from typing import Any
 
 import orjson
@@ -22,21 +24,41 @@ from schemas.events import (
     ConnectionClosed,
     ConnectionDropped,
     ConnectionOpened,
-    PresenceUpdated,
+    TypingStarted,
+    TypingStopped,
 )
 from services import metrics
 from services.auth import Principal, authenticate, bearer_token
 from services.edge import Edge
 from services.errors import ApiError
 from services.event_log import new_id, now_ms
-from services.fanout import snapshot_frame
-from services.protocol import Heartbeat, Join, Leave, Subscribe, Unsubscribe, Update, parse_frame
+from services.fanout import diff_frame, snapshot_frame
+from services.protocol import (
+    Heartbeat,
+    Join,
+    Leave,
+    Subscribe,
+    TypingStart,
+    TypingStop,
+    Unsubscribe,
+    Update,
+    check_device,
+    check_metadata,
+    parse_frame,
+)
+from services.updates import update_event
 
 log = logging.getLogger(__name__)
 
 CLEAN_CLOSE_CODES = {1000, 1001}  # normal closure, going away: the user left
 # uvicorn reports a vanished TCP peer as 1005 (no status), so a close frame without a code counts as dropped.
 OUTBOX_FRAMES = 1000  # frames queued for one slow client before it is disconnected
+TYPING_THROTTLE_MS = 1000
+_HEARTBEAT_FRAME = re.compile(r'\s*\{\s*"type"\s*:\s*"heartbeat"\s*\}\s*')
+
+
+def _is_heartbeat(text: str | None) -> bool:
+    return text is not None and _HEARTBEAT_FRAME.fullmatch(text) is not None
 
 
 async def presence_socket(websocket: WebSocket) -> None:
@@ -44,11 +66,26 @@ async def presence_socket(websocket: WebSocket) -> None:
     token = websocket.query_params.get("token") or bearer_token(websocket.headers.get("authorization"))
     try:
         principal = authenticate(token, edge.settings.jwt_secret)
+        device, metadata = _connect_params(websocket, edge)
     except ApiError as exc:
         await _deny(websocket, exc)
         return
     await websocket.accept()
-    await Session(websocket, principal, edge).run()
+    await Session(websocket, principal, edge, device, metadata).run()
+
+
+def _connect_params(websocket: WebSocket, edge: Edge) -> tuple[str | None, dict[str, Any] | None]:
+    """`device` (a name like ios or web) and `metadata` (URL-encoded JSON) set at connect."""
+    device = websocket.query_params.get("device")
+    raw = websocket.query_params.get("metadata")
+    metadata = None
+    if raw is not None:
+        try:
+            metadata = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise ApiError("request.malformed_json", "`metadata` is not valid JSON") from exc
+        check_metadata(metadata, edge.limits.max_metadata_bytes)
+    return (check_device(device) if device is not None else None), metadata
 
 
 async def _deny(websocket: WebSocket, exc: ApiError) -> None:
@@ -62,11 +99,15 @@ async def _deny(websocket: WebSocket, exc: ApiError) -> None:
 
 
 class Session:
-    def __init__(self, websocket: WebSocket, principal: Principal, edge: Edge) -> None:
+    def __init__(self, websocket: WebSocket, principal: Principal, edge: Edge, device: str | None,
+                 metadata: dict[str, Any] | None) -> None:
         self.websocket = websocket
         self.principal = principal
         self.edge = edge
+        self.device = device
+        self.metadata = metadata
         self.connection_id = new_id()
+        self.typing_written: dict[str, int] = {}  # channel -> when typing.started was last written
         self.channels: set[str] = set()  # joined: present in them
         self.observing: set[str] = set()  # subscribed to without being present
         self._outbox: asyncio.Queue[bytes] = asyncio.Queue(OUTBOX_FRAMES)
@@ -98,7 +139,10 @@ class Session:
 
     async def run(self) -> None:
         settings = self.edge.settings
-        opened = self._event(ConnectionOpened, timeout_ms=settings.timeout_ms)
+        opened = self._event(
+            ConnectionOpened, timeout_ms=settings.timeout_ms, device=self.device, metadata=self.metadata,
+            idle_after_ms=self.edge.policy.idle_after_ms,
+        )
         try:
             await self.edge.log.write(opened)
         except ApiError as exc:
@@ -114,6 +158,7 @@ class Session:
             "edge_id": settings.edge_id,
             "heartbeat_s": settings.heartbeat_s,
             "timeout_s": settings.timeout_s,
+            "typing_timeout_s": self.edge.policy.typing_timeout_s,
         })
         clean = False
         metrics.CONNECTIONS.inc()
@@ -129,8 +174,8 @@ class Session:
             message = await self.websocket.receive()
             if message["type"] == "websocket.disconnect":
                 return message.get("code", 1000) in CLEAN_CLOSE_CODES
-            self.edge.liveness.touch(self.connection_id, now_ms())
             text = message.get("text")
+            self.edge.liveness.touch(self.connection_id, now_ms(), active=not _is_heartbeat(text))
             try:
                 if text is None:
                     raise ApiError("request.binary_frame")
@@ -146,37 +191,69 @@ class Session:
         command = parse_frame(text, self.edge.limits)
         metrics.FRAMES_IN.labels(type(command).__name__.lower()).inc()
         match command:
-            case Join(channel=channel, ref=ref):
+            case Join(channel=channel, since=since, ref=ref):
                 self.principal.require_channel(channel)
                 if channel not in self.channels:
-                    await self.edge.log.write(self._event(ChannelJoined, channel=channel))
+                    timeout_ms = self.edge.policy.channel_timeout_ms(channel)
+                    await self.edge.log.write(self._event(ChannelJoined, channel=channel, timeout_ms=timeout_ms))
                     self.channels.add(channel)
-                    self.edge.fanout.subscribe(channel, self)
-                self.push(snapshot_frame(self.edge.read_model.view(channel), ref))
+                self._start_pushing(channel, since, ref)
             case Leave(channel=channel, ref=ref):
                 if channel not in self.channels:
                     raise ApiError("channel.not_joined", f"not joined to {channel!r}")
                 await self.edge.log.write(self._event(ChannelLeft, channel=channel))
                 self.channels.discard(channel)
+                self.typing_written.pop(channel, None)
                 self._stop_pushing(channel)
                 self.reply({"type": "ack", "ref": ref, "channel": channel})
-            case Subscribe(channel=channel, ref=ref):
+            case Subscribe(channel=channel, since=since, ref=ref):
                 self.principal.require_channel(channel)
                 self.observing.add(channel)
-                self.edge.fanout.subscribe(channel, self)
-                self.push(snapshot_frame(self.edge.read_model.view(channel), ref))
+                self._start_pushing(channel, since, ref)
             case Unsubscribe(channel=channel, ref=ref):
                 if channel not in self.observing:
                     raise ApiError("channel.not_subscribed", f"not subscribed to {channel!r}")
                 self.observing.discard(channel)
                 self._stop_pushing(channel)
                 self.reply({"type": "ack", "ref": ref, "channel": channel})
-            case Update(status=status, metadata=metadata, ref=ref):
-                event = self._event(PresenceUpdated, status=status, metadata=metadata)
+            case TypingStart(channel=channel, timeout_s=timeout_s):
+                await self._typing_start(channel, timeout_s)
+            case TypingStop(channel=channel):
+                if self.typing_written.pop(channel, None) is not None:
+                    await self.edge.log.write(self._event(TypingStopped, channel=channel))
+            case Update(ref=ref) as update:
+                event = update_event(
+                    update, self.edge.policy, event_id=new_id(), user_id=self.principal.user_id,
+                    connection_id=self.connection_id, edge_id=self.edge.settings.edge_id, at=now_ms(),
+                )
                 await self.edge.log.write(event)
                 self.reply({"type": "ack", "ref": ref, "event_id": event.event_id})
             case Heartbeat():
                 pass  # liveness was already noted for every frame
+
+    async def _typing_start(self, channel: str, timeout_s: float | None) -> None:
+        if channel not in self.channels:
+            raise ApiError("channel.not_joined", f"typing in {channel!r} needs a join first")
+        at = now_ms()
+        # A client may send typing.start on every keystroke; the log gets at most one per second.
+        if at - self.typing_written.get(channel, -TYPING_THROTTLE_MS) < TYPING_THROTTLE_MS:
+            return
+        expires_at = at + self.edge.policy.typing_timeout_ms(channel, timeout_s)
+        self.typing_written[channel] = at
+        await self.edge.log.write(self._event(TypingStarted, channel=channel, expires_at=expires_at))
+
+    def _start_pushing(self, channel: str, since: int | None, ref: object) -> None:
+        """Subscribe to the channel's frames; answer with what the client misses, or a snapshot."""
+        read_model = self.edge.read_model
+        missed = read_model.views_since(channel, since) if since is not None else None
+        self.edge.fanout.subscribe(channel, self)
+        if missed is None:
+            self.push(snapshot_frame(read_model.view(channel), ref))
+            return
+        self.reply({"type": "presence.resumed", "channel": channel, "ref": ref, "since": since,
+                    "seq": read_model.view(channel).seq})
+        for view in missed:
+            self.push(diff_frame(view))
 
     def _stop_pushing(self, channel: str) -> None:
         if channel not in self.channels and channel not in self.observing:

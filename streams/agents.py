@@ -2,8 +2,8 @@
 
 Stage 1 (`fold_events`, partitioned by user): `presence.events` -> users table ->
 `presence.changes` (every change), `presence.channel-changes` (member changes, keyed by
-channel) and `presence.users` (the user's view, when it changed). Stage 2 (`fold_member_changes`, partitioned by channel): channels table ->
-`presence.channels`.
+channel) and `presence.users` (the user's view, when it changed).
+Stage 2 (`fold_member_changes`, partitioned by channel): channels table -> `presence.channels`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 
 from schemas.changes import Change, MemberJoined, MemberLeft, MemberTyping, MemberUpdated
 from schemas.codec import DecodeError, decode, decode_change, encode
-from schemas.events import EventBatch
+from schemas.events import EventBatch, PresenceUpdated
 from streams import progress
 from streams.app import (
     app,
@@ -24,6 +24,7 @@ from streams.app import (
     channels_topic,
     events_topic,
     users,
+    users_topic,
 )
 from streams.channels import apply_member_change
 from streams.core import apply, user_view
@@ -49,7 +50,10 @@ async def fold_events(stream: Any) -> None:
             for change in changes:
                 await _publish(change)
             view = user_view(after, event.event_id)
-            if before is None or replace(user_view(before), event_id=view.event_id) != view:
+            # Every update is answered with a view, even one that changed nothing visible, so an
+            # edge waiting to read its write sees it applied.
+            updated = isinstance(event, PresenceUpdated)
+            if updated or before is None or replace(user_view(before), event_id=view.event_id) != view:
                 await users_topic.send(key=event.user_id.encode(), value=encode(view))
         last_at = max((e.at for e in batch.events), default=0)
         progress.processed(record.message.partition, record.message.offset, last_at)

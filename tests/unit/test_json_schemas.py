@@ -22,7 +22,7 @@ from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 
 from schemas import topics
-from schemas.changes import CHANGE_TYPES, Change, ChannelView, Departure, Member
+from schemas.changes import CHANGE_TYPES, Change, ChannelView, Departure, Member, UserView
 from schemas.codec import DecodeError, decode, encode, from_builtins, to_builtins
 from schemas.events import EVENT_TYPES, SCHEMA_VERSION, Event, EventBatch
 from schemas.state import ChannelState, Connection, UserPresence
@@ -36,6 +36,7 @@ TOPIC_SCHEMAS = {
     "presence.changes": "change.v1.json",
     "presence.channel-changes": "change.v1.json",
     "presence.channels": "channel-view.v1.json",
+    "presence.users": "user-view.v1.json",
     "presence-users-changelog": "user-presence.v1.json",
     "presence-channels-changelog": "channel-state.v1.json",
 }
@@ -45,6 +46,7 @@ FILES: dict[str, tuple[type, tuple[type, ...]]] = {
     "event-batch.v1.json": (EventBatch, (EventBatch, *EVENT_TYPES.values())),
     "change.v1.json": (Change, (*CHANGE_TYPES.values(), Member)),
     "channel-view.v1.json": (ChannelView, (ChannelView, Member, Departure)),
+    "user-view.v1.json": (UserView, (UserView,)),
     "user-presence.v1.json": (UserPresence, (UserPresence, Connection)),
     "channel-state.v1.json": (ChannelState, (ChannelState, Member)),
 }
@@ -114,6 +116,8 @@ def validator(name: str, cls: type) -> Draft202012Validator:
 def expected(hint: Any) -> dict[str, Any]:
     """The keywords a property of this Python type must carry (a schema may add more, e.g. description)."""
     origin, args = get_origin(hint), get_args(hint)
+    if hint is bool:
+        return {"type": "boolean"}
     if hint is int:
         return {"type": "integer"}
     if hint is str:
@@ -225,6 +229,8 @@ def test_descriptions_come_from_the_docstrings(name: str, cls: type) -> None:
 def sample(hint: Any, full: bool) -> Any:
     """A value of `hint`: with `full` every optional part is set, else every optional part is left out."""
     origin, args = get_origin(hint), get_args(hint)
+    if hint is bool:
+        return True
     if hint is int:
         return 1_700_000_000_000
     if hint is str:
@@ -241,7 +247,8 @@ def sample(hint: Any, full: bool) -> Any:
     if dataclasses.is_dataclass(hint):
         optional = defaults(hint)
         return hint(**{
-            f: sample(h, full) for f, h in fields(hint).items() if f != "v" and (full or f not in optional)
+            f: (not optional[f]) if h is bool and f in optional else sample(h, full)  # a bool off its default
+            for f, h in fields(hint).items() if f != "v" and (full or f not in optional)
         })
     raise NotImplementedError(f"no sample for {hint!r}: extend sample()")
 
@@ -280,6 +287,8 @@ def assert_rejected(name: str, cls: type, raw: Any, field: str) -> None:
 def wrong_values(hint: Any) -> list[Any]:
     """JSON values a field of this type must not take; `true` also checks bool is not taken as int."""
     origin, args = get_origin(hint), get_args(hint)
+    if hint is bool:
+        return [1, 0, "true", None]
     if hint is int:
         return [True, "1", 1.5, None]
     if hint is str:
@@ -351,6 +360,8 @@ JSON_VALUES = st.recursive(
 
 def strategy(hint: Any) -> st.SearchStrategy[Any]:
     origin, args = get_origin(hint), get_args(hint)
+    if hint is bool:
+        return st.booleans()
     if hint is int:
         return INTS
     if hint is str:
