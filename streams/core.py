@@ -128,7 +128,7 @@ def _opened(state: UserPresence, e: ConnectionOpened) -> UserPresence:
     metadata = state.metadata if e.metadata is None else e.metadata
     return replace(
         state, connections=(*state.connections, connection), status=status, metadata=metadata,
-        idle_after_ms=e.idle_after_ms, idle=False, last_seen=e.at,
+        idle_after_ms=e.idle_after_ms, idle=state.idle and not _wakes(state, e.at), last_seen=e.at,
     )
 
 
@@ -160,7 +160,7 @@ def _heartbeat(state: UserPresence, e: Heartbeat) -> UserPresence:
     active = max(connection.last_active, e.active_at or 0)
     if e.at <= connection.last_heartbeat and active == connection.last_active:
         return state
-    woken = state.idle and active > connection.last_active
+    woken = _wakes(state, active)  # not `active > connection.last_active`: another connection may be later
     connection = replace(connection, last_heartbeat=max(e.at, connection.last_heartbeat), last_active=active)
     return _with(replace(state, idle=state.idle and not woken), connection)
 
@@ -279,23 +279,48 @@ def _with(state: UserPresence, connection: Connection) -> UserPresence:
 
 
 def _without(state: UserPresence, connection_id: str, last_seen: int) -> UserPresence:
+    gone = _find(state, connection_id)
     connections = tuple(c for c in state.connections if c.connection_id != connection_id)
+    if gone is not None:  # the ones left inherit its activity: the activity clock never moves back (`_wakes`)
+        connections = tuple(replace(c, last_active=max(c.last_active, gone.last_active)) for c in connections)
     return replace(state, connections=connections, last_seen=last_seen)
 
 
 def _active(state: UserPresence, e: Event) -> UserPresence:
     """Activity by the user: last seen moves, the connection is active, auto-away ends."""
-    connection = _find(state, e.connection_id)
-    if connection is not None and e.at > connection.last_active:
-        state = _with(state, replace(connection, last_active=e.at))
-    return replace(state, idle=False, last_seen=max(state.last_seen or 0, e.at))
+    # An event from no connection of the user's (a REST update) is activity on all of them, so that
+    # it moves the activity clock like any other.
+    own = _find(state, e.connection_id)
+    connections = tuple(
+        replace(c, last_active=e.at) if (own is None or c is own) and e.at > c.last_active else c
+        for c in state.connections
+    )
+    woken = _wakes(state, e.at)
+    return replace(state, connections=connections, idle=state.idle and not woken,
+                   last_seen=max(state.last_seen or 0, e.at))
+
+
+def _wakes(state: UserPresence, active_at: int) -> bool:
+    """Whether activity at `active_at` ends auto-away: only if it moves the user's activity clock.
+
+    Otherwise the idle deadline stays where it was, the sweeper's next user.idled gets the id of the
+    one already applied, `apply` drops it as a duplicate, and the user stays shown online for good.
+    """
+    last = _last_active(state)
+    return last is None or active_at > last
+
+
+def _last_active(state: UserPresence) -> int | None:
+    """The user's activity clock: the latest activity on any of its connections."""
+    return max((c.last_active for c in state.connections), default=None)
 
 
 def _idle_at(state: UserPresence) -> int | None:
     """When the user goes auto-away, if it can: online, status online, not away yet, a policy set."""
-    if state.idle or state.idle_after_ms is None or not state.connections or state.status != DEFAULT_STATUS:
+    last = _last_active(state)
+    if state.idle or state.idle_after_ms is None or last is None or state.status != DEFAULT_STATUS:
         return None
-    return max(c.last_active for c in state.connections) + state.idle_after_ms
+    return last + state.idle_after_ms
 
 
 def _prune(state: UserPresence) -> UserPresence:

@@ -7,6 +7,7 @@ import contextlib
 import time
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlencode
 
 import orjson
 import websockets
@@ -15,8 +16,8 @@ Frame = dict[str, Any]
 
 
 class Client:
-    def __init__(self, url: str, token: str) -> None:
-        self.url = f"{url}?token={token}"
+    def __init__(self, url: str, token: str, **params: str) -> None:
+        self.url = f"{url}?{urlencode({'token': token, **params})}"
         self.frames: list[Frame] = []
         self.views: dict[str, dict[str, Any]] = {}  # channel -> {"seq": int, "members": {user_id: member}}
         self._arrived = asyncio.Condition()
@@ -58,6 +59,9 @@ class Client:
     def members(self, channel: str) -> dict[str, Any]:
         return self.views.get(channel, {}).get("members", {})
 
+    def typing(self, channel: str) -> list[str]:
+        return self.views.get(channel, {}).get("typing", [])
+
     async def close(self, code: int = 1000) -> None:
         await self._ws.close(code=code)
         if self._reader is not None:
@@ -83,14 +87,16 @@ class Client:
     def _track(self, frame: Frame) -> None:
         if frame["type"] == "presence.snapshot":
             self.views[frame["channel"]] = {
-                "seq": frame["seq"], "members": {m["user_id"]: m for m in frame["members"]}
+                "seq": frame["seq"], "members": {m["user_id"]: m for m in frame["members"]}, "typing": frame["typing"]
             }
-        elif frame["type"] == "presence.diff":
+        elif frame["type"] in ("presence.diff", "presence.batch"):
             view = self.views.get(frame["channel"])
             if view is None or frame["seq"] <= view["seq"]:
                 return
-            assert frame["seq"] == view["seq"] + 1, f"gap in diffs: {view['seq']} -> {frame['seq']}"
+            first = frame.get("from_seq", frame["seq"])
+            assert first == view["seq"] + 1, f"gap in diffs: {view['seq']} -> {first}"
             view["seq"] = frame["seq"]
+            view["typing"] = frame["typing"]
             for m in frame["joins"] + frame["updates"]:
                 view["members"][m["user_id"]] = m
             for d in frame["leaves"]:

@@ -45,8 +45,8 @@ def channel() -> str:
 async def connect(stack: Stack) -> AsyncIterator:  # type: ignore[type-arg]
     clients: list[Client] = []
 
-    async def _connect(user_id: str, channels: list[str] | None = None) -> Client:
-        client = Client(stack.ws_url, stack.token(user_id, channels))
+    async def _connect(user_id: str, channels: list[str] | None = None, **params: str) -> Client:
+        client = Client(stack.ws_url, stack.token(user_id, channels), **params)
         await client.connect()
         clients.append(client)
         return client
@@ -55,3 +55,8 @@ async def connect(stack: Stack) -> AsyncIterator:  # type: ignore[type-arg]
     for client in clients:
         if client._ws.state.name == "OPEN":
             await client.close()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The replay check runs last, so the log it replays holds what every other test produced."""
+    items.sort(key=lambda item: item.path.name == "test_replay.py")

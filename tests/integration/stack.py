@@ -25,6 +25,7 @@ PARTITIONS = 4
 TIMEOUT_S = 3.0
 HEARTBEAT_S = 1.0
 GRACE_S = 2.0
+BATCH_ABOVE_MEMBERS = 4
 
 
 @contextlib.contextmanager
@@ -88,6 +89,8 @@ class Stack:
             "PRESENCE_RECONNECT_GRACE_S": str(GRACE_S),
             "PRESENCE_SWEEP_INTERVAL_S": "0.2",
             "PRESENCE_SESSION_TIMEOUT_S": "6",
+            "PRESENCE_POLICY_FILE": str(Path(__file__).with_name("policy.json")),
+            "PRESENCE_BATCH_ABOVE_MEMBERS": str(BATCH_ABOVE_MEMBERS),
             "PRESENCE_IDEMPOTENT_PRODUCER": "false" if self.embedded else "true",
             "PRESENCE_ONE_RECORD_BATCHES": "true" if self.embedded else "false",
             "PYTHONPATH": str(ROOT),

@@ -1,6 +1,6 @@
 """Replaying `presence.events` from offset 0 through the pure core rebuilds the live processor's table.
 
-Runs after the other integration modules (pytest takes files in name order), so the log holds
+Runs after the other integration modules (see conftest.py), so the log holds
 every kind of event they produced: joins, leaves, updates, drops, timeouts, a processor restart.
 """
 

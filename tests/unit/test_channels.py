@@ -9,6 +9,7 @@ from schemas.changes import (
     MemberChange,
     MemberJoined,
     MemberLeft,
+    MemberTyping,
     MemberUpdated,
     OfflineReason,
 )
@@ -36,6 +37,10 @@ def update(user: str, at: int, *, status: str = "online", joined_at: int = 10, c
 def leave(user: str, at: int, *, reason: OfflineReason = "leave", cid: str | None = None) -> MemberLeft:
     return MemberLeft(change_id=cid or f"leave:{user}@{at}/0", user_id=user, at=at, channel=CHANNEL,
                       reason=reason, last_seen=at)
+
+
+def typing(user: str, at: int, *, on: bool = True, cid: str | None = None) -> MemberTyping:
+    return MemberTyping(change_id=cid or f"typing:{user}@{at}/0", user_id=user, at=at, channel=CHANNEL, typing=on)
 
 
 def fold(*changes: MemberChange) -> tuple[ChannelState, list[ChannelView]]:
@@ -141,3 +146,97 @@ def test_members_are_sorted_by_user_id() -> None:
 
     assert [m.user_id for m in state.members] == ["u1", "u2", "u3"]
     assert [[m.user_id for m in v.members] for v in views] == [["u3"], ["u1", "u3"], ["u1", "u2", "u3"]]
+
+
+# member.typing
+
+
+def test_typing_of_a_member_publishes_the_typing_set() -> None:
+    before, _ = fold(join("u2", 10), join("u1", 20))
+    change = typing("u2", 30)
+
+    state, view = apply_member_change(before, change)
+
+    members = (member("u1", joined_at=20), member("u2"))
+    assert view == ChannelView(channel=CHANNEL, seq=3, at=30, members=members, typing=("u2",))
+    assert state == ChannelState(channel=CHANNEL, seq=3, members=members, typing=("u2",),
+                                 recent_change_ids=(*before.recent_change_ids, change.change_id))
+
+
+def test_typing_views_carry_the_whole_sorted_typing_set() -> None:
+    _, views = fold(join("u3", 10), join("u1", 20), join("u2", 30), typing("u3", 40), typing("u1", 50),
+                    typing("u3", 60, on=False), typing("u2", 70))
+
+    # Replace semantics: each view has everyone typing after it, not a diff.
+    assert [v.typing for v in views] == [(), (), (), ("u3",), ("u1", "u3"), ("u1",), ("u1", "u2")]
+    assert [(v.joins, v.leaves, v.updates) for v in views[3:]] == [((), (), ())] * 4
+
+
+def test_typing_off_publishes_the_smaller_set() -> None:
+    before, _ = fold(join("u1", 10), join("u2", 20), typing("u1", 30), typing("u2", 40))
+
+    state, view = apply_member_change(before, typing("u1", 50, on=False))
+
+    assert view == ChannelView(channel=CHANNEL, seq=5, at=50, members=before.members, typing=("u2",))
+    assert state.typing == ("u2",)
+
+
+def test_typing_that_does_not_change_the_set_changes_nothing() -> None:
+    before, _ = fold(join("u1", 10), join("u2", 20), typing("u1", 30))
+
+    for change in (typing("u1", 40), typing("u2", 50, on=False)):
+        state, view = apply_member_change(before, change)
+        assert view is None
+        assert state == before
+
+
+def test_typing_of_a_non_member_is_ignored() -> None:
+    before, _ = fold(join("u1", 10), leave("u2", 15))
+
+    for change in (typing("u2", 20), typing("u9", 30), typing("u9", 40, on=False)):
+        state, view = apply_member_change(before, change)
+        assert view is None
+        assert state == before
+
+
+def test_typing_before_the_first_join_leaves_the_channel_empty() -> None:
+    state, view = apply_member_change(None, typing("u1", 10))
+
+    assert view is None
+    assert state == ChannelState(channel=CHANNEL)
+
+
+def test_leave_of_a_typing_member_removes_it_from_the_typing_set() -> None:
+    before, _ = fold(join("u1", 10), join("u2", 20), typing("u1", 30), typing("u2", 40))
+
+    state, view = apply_member_change(before, leave("u1", 50))
+
+    assert view == ChannelView(channel=CHANNEL, seq=5, at=50, members=(member("u2", joined_at=20),),
+                               leaves=(Departure(user_id="u1", reason="leave", last_seen=50),), typing=("u2",))
+    assert state.typing == ("u2",)
+
+    # Back in the channel, the member is not typing until told so.
+    state, view = apply_member_change(state, join("u1", 60))
+    assert view is not None
+    assert view.typing == ("u2",)
+
+
+def test_update_of_a_typing_member_keeps_it_typing() -> None:
+    before, _ = fold(join("u1", 10), typing("u1", 20))
+
+    state, view = apply_member_change(before, update("u1", 30, status="away"))
+
+    assert view == ChannelView(channel=CHANNEL, seq=3, at=30, members=(member("u1", status="away"),),
+                               updates=(member("u1", status="away"),), typing=("u1",))
+    assert state.typing == ("u1",)
+
+
+def test_duplicate_typing_change_id_is_ignored() -> None:
+    on = typing("u1", 20)
+    before, _ = fold(join("u1", 10), on, typing("u1", 30, on=False))
+
+    state, view = apply_member_change(before, on)
+
+    assert view is None
+    assert state == before
+    assert state.typing == ()

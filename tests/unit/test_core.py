@@ -27,9 +27,14 @@ from schemas.events import (
     Event,
     Heartbeat,
     PresenceUpdated,
+    StatusExpired,
+    TypingExpired,
+    TypingStarted,
+    TypingStopped,
+    UserIdled,
 )
 from schemas.state import Connection, UserPresence
-from streams.core import apply, timeouts_due
+from streams.core import apply, due_events
 
 EDGE = "edge-1"
 TIMEOUT = 30_000
@@ -40,9 +45,11 @@ GRACE = 5_000
 
 
 def opened(conn: str, at: int, user: str = "u", *, status: str | None = None, timeout: int = TIMEOUT,
+           device: str | None = None, metadata: dict[str, Any] | None = None, idle_after: int | None = None,
            eid: str | None = None) -> ConnectionOpened:
     return ConnectionOpened(event_id=eid or f"opened:{conn}@{at}", user_id=user, connection_id=conn,
-                            edge_id=EDGE, at=at, timeout_ms=timeout, status=status)
+                            edge_id=EDGE, at=at, timeout_ms=timeout, status=status, device=device,
+                            metadata=metadata, idle_after_ms=idle_after)
 
 
 def closed(conn: str, at: int, user: str = "u", *, eid: str | None = None) -> ConnectionClosed:
@@ -61,14 +68,16 @@ def timed_out(conn: str, at: int, user: str = "u", *, eid: str | None = None) ->
                               edge_id="sweeper", at=at)
 
 
-def heartbeat(conn: str, at: int, user: str = "u", *, eid: str | None = None) -> Heartbeat:
+def heartbeat(conn: str, at: int, user: str = "u", *, active_at: int | None = None, eid: str | None = None
+              ) -> Heartbeat:
     return Heartbeat(event_id=eid or f"heartbeat:{conn}@{at}", user_id=user, connection_id=conn,
-                     edge_id=EDGE, at=at)
+                     edge_id=EDGE, at=at, active_at=active_at)
 
 
-def joined(conn: str, channel: str, at: int, user: str = "u", *, eid: str | None = None) -> ChannelJoined:
+def joined(conn: str, channel: str, at: int, user: str = "u", *, timeout: int | None = None,
+           eid: str | None = None) -> ChannelJoined:
     return ChannelJoined(event_id=eid or f"joined:{conn}:{channel}@{at}", user_id=user, connection_id=conn,
-                         edge_id=EDGE, at=at, channel=channel)
+                         edge_id=EDGE, at=at, channel=channel, timeout_ms=timeout)
 
 
 def left(conn: str, channel: str, at: int, user: str = "u", *, eid: str | None = None) -> ChannelLeft:
@@ -77,9 +86,41 @@ def left(conn: str, channel: str, at: int, user: str = "u", *, eid: str | None =
 
 
 def updated(at: int, user: str = "u", *, status: str | None = None, metadata: dict[str, Any] | None = None,
-            conn: str = "c1", eid: str | None = None) -> PresenceUpdated:
+            text: str | None = None, emoji: str | None = None, expires_at: int | None = None,
+            visible: bool = True, timeout: int | None = None, conn: str = "c1", eid: str | None = None
+            ) -> PresenceUpdated:
     return PresenceUpdated(event_id=eid or f"updated@{at}", user_id=user, connection_id=conn, edge_id=EDGE,
-                           at=at, status=status, metadata=metadata)
+                           at=at, status=status, metadata=metadata, status_text=text, status_emoji=emoji,
+                           expires_at=expires_at, visible=visible, timeout_ms=timeout)
+
+
+def typing_started(conn: str, channel: str, at: int, expires_at: int, user: str = "u", *,
+                   eid: str | None = None) -> TypingStarted:
+    return TypingStarted(event_id=eid or f"typing:{conn}:{channel}@{at}", user_id=user, connection_id=conn,
+                         edge_id=EDGE, at=at, channel=channel, expires_at=expires_at)
+
+
+def typing_stopped(conn: str, channel: str, at: int, user: str = "u", *, eid: str | None = None) -> TypingStopped:
+    return TypingStopped(event_id=eid or f"typing_stopped:{conn}:{channel}@{at}", user_id=user,
+                         connection_id=conn, edge_id=EDGE, at=at, channel=channel)
+
+
+# What the sweeper writes (`due_events` derives the same ids from the deadline).
+
+
+def typing_expired(channel: str, at: int, deadline: int, user: str = "u") -> TypingExpired:
+    return TypingExpired(event_id=f"typing.expired:{user}::{channel}:{deadline}", user_id=user, connection_id="",
+                         edge_id="sweeper", at=at, channel=channel)
+
+
+def status_expired(at: int, deadline: int, user: str = "u") -> StatusExpired:
+    return StatusExpired(event_id=f"status.expired:{user}::{deadline}", user_id=user, connection_id="",
+                         edge_id="sweeper", at=at)
+
+
+def idled(at: int, deadline: int, user: str = "u") -> UserIdled:
+    return UserIdled(event_id=f"user.idled:{user}::{deadline}", user_id=user, connection_id="", edge_id="sweeper",
+                     at=at)
 
 
 # Folding and expectations.
@@ -99,16 +140,20 @@ def cid(event: Event, n: int) -> str:
 
 
 def connection(conn: str, opened_at: int, *, last_heartbeat: int | None = None, channels: tuple[str, ...] = (),
-               **fields: Any) -> Connection:
+               last_active: int | None = None, timeout: int = TIMEOUT, **fields: Any) -> Connection:
+    """A stored connection; `last_heartbeat` and `last_active` default to the time it opened."""
     return Connection(connection_id=conn, edge_id=EDGE, opened_at=opened_at,
                       last_heartbeat=opened_at if last_heartbeat is None else last_heartbeat,
-                      timeout_ms=TIMEOUT, channels=channels, **fields)
+                      last_active=opened_at if last_active is None else last_active,
+                      timeout_ms=timeout, channels=channels, **fields)
 
 
 def view(joined_at: int, last_seen: int, *, connections: int = 1, status: str = "online",
-         metadata: dict[str, Any] | None = None, user: str = "u") -> Member:
+         metadata: dict[str, Any] | None = None, user: str = "u", devices: tuple[str, ...] = (),
+         text: str | None = None, emoji: str | None = None) -> Member:
     return Member(user_id=user, status=status, joined_at=joined_at, last_seen=last_seen,
-                  connections=connections, metadata=metadata or {})
+                  connections=connections, metadata=metadata or {}, devices=devices, status_text=text,
+                  status_emoji=emoji)
 
 
 def expect(before: UserPresence, event: Event, **fields: Any) -> UserPresence:
@@ -180,7 +225,9 @@ def test_connection_closed_other_device_in_channel_lowers_connection_count() -> 
 
     state, changes = apply(before, e)
 
-    assert state == expect(before, e, connections=(connection("c1", 0, channels=("room",)),), last_seen=500)
+    # c1 inherits c2's last activity (30): the user's activity clock does not move back.
+    assert state == expect(before, e, connections=(connection("c1", 0, channels=("room",), last_active=30),),
+                           last_seen=500)
     assert changes == [MemberUpdated(change_id=cid(e, 0), user_id="u", at=500, channel="room",
                                      member=view(joined_at=10, last_seen=500, connections=1))]
 
@@ -191,7 +238,8 @@ def test_connection_closed_other_device_outside_channel_announces_nothing() -> N
 
     state, changes = apply(before, e)
 
-    assert state == expect(before, e, connections=(connection("c1", 0, channels=("room",)),), last_seen=500)
+    assert state == expect(before, e, connections=(connection("c1", 0, channels=("room",), last_active=20),),
+                           last_seen=500)
     assert changes == []
 
 
@@ -201,7 +249,8 @@ def test_connection_closed_device_alone_in_channel_leaves_only_that_channel() ->
 
     state, changes = apply(before, e)
 
-    assert state == expect(before, e, connections=(connection("c1", 0),), channel_since={}, last_seen=500)
+    assert state == expect(before, e, connections=(connection("c1", 0, last_active=10),), channel_since={},
+                           last_seen=500)
     assert changes == [MemberLeft(change_id=cid(e, 0), user_id="u", at=500, channel="side", reason="leave",
                                   last_seen=500)]
 
@@ -254,7 +303,7 @@ def test_connection_timed_out_before_deadline_is_ignored() -> None:
 
 def test_connection_timed_out_loses_to_a_heartbeat_that_landed_after_the_sweep() -> None:
     before, _ = run(opened("c1", 0))
-    [timeout] = timeouts_due(before, 30_000, "sweeper")
+    [timeout] = due_events(before, 30_000, "sweeper")
     after_heartbeat, _ = apply(before, heartbeat("c1", 30_100))
 
     assert_noop(after_heartbeat, timeout)
@@ -280,8 +329,10 @@ def test_heartbeat_moves_last_heartbeat_forward_and_announces_nothing() -> None:
 
     state, changes = apply(before, heartbeat("c1", 1_000))
 
-    # Only the heartbeat time moves: not last_seen, and heartbeats are not remembered as seen ids.
-    assert state == replace(before, connections=(connection("c1", 0, last_heartbeat=1_000, channels=("room",)),))
+    # Only the heartbeat time moves: not last_seen nor last_active, and heartbeats are not remembered as seen ids.
+    assert state == replace(before, connections=(
+        connection("c1", 0, last_heartbeat=1_000, channels=("room",), last_active=10),
+    ))
     assert changes == []
 
 
@@ -301,7 +352,7 @@ def test_channel_joined_announces_member_joined() -> None:
 
     state, changes = apply(before, e)
 
-    assert state == expect(before, e, connections=(connection("c1", 0, channels=("room",)),),
+    assert state == expect(before, e, connections=(connection("c1", 0, channels=("room",), last_active=10),),
                            channel_since={"room": 10}, last_seen=10)
     assert changes == [MemberJoined(change_id=cid(e, 0), user_id="u", at=10, channel="room",
                                     member=view(joined_at=10, last_seen=10))]
@@ -319,7 +370,8 @@ def test_channel_left_by_one_of_two_connections_keeps_the_user_in_the_channel() 
 
     state, changes = apply(before, e)
 
-    assert state == expect(before, e, connections=(connection("c1", 0), connection("c2", 5, channels=("room",))),
+    assert state == expect(before, e, connections=(connection("c1", 0, last_active=30),
+                                                   connection("c2", 5, channels=("room",), last_active=20)),
                            last_seen=30)
     assert state.channel_since == {"room": 10}
     assert changes == [MemberUpdated(change_id=cid(e, 0), user_id="u", at=30, channel="room",
@@ -332,7 +384,7 @@ def test_channel_left_by_the_last_connection_announces_member_left() -> None:
 
     state, changes = apply(before, e)
 
-    assert state == expect(before, e, connections=(connection("c1", 0, channels=("lobby",)),),
+    assert state == expect(before, e, connections=(connection("c1", 0, channels=("lobby",), last_active=30),),
                            channel_since={"lobby": 15}, last_seen=30)
     assert state.online
     assert changes == [MemberLeft(change_id=cid(e, 0), user_id="u", at=30, channel="room", reason="leave",
@@ -365,7 +417,8 @@ def test_presence_updated_status_announces_status_change_and_updates_every_chann
 
     state, changes = apply(before, e)
 
-    assert state == expect(before, e, status="away", last_seen=30)
+    assert state == expect(before, e, status="away", last_seen=30,
+                           connections=(connection("c1", 0, channels=("b", "a"), last_active=30),))
     assert changes == [
         UserStatusChanged(change_id=cid(e, 0), user_id="u", at=30, status="away", previous="online"),
         MemberUpdated(change_id=cid(e, 1), user_id="u", at=30, channel="a",
@@ -381,7 +434,8 @@ def test_presence_updated_metadata_updates_every_channel() -> None:
 
     state, changes = apply(before, e)
 
-    assert state == expect(before, e, metadata={"typing": True}, last_seen=30)
+    assert state == expect(before, e, metadata={"typing": True}, last_seen=30,
+                           connections=(connection("c1", 0, channels=("room",), last_active=30),))
     assert changes == [MemberUpdated(change_id=cid(e, 0), user_id="u", at=30, channel="room",
                                      member=view(joined_at=10, last_seen=30, metadata={"typing": True}))]
 
@@ -428,28 +482,28 @@ def test_connection_opened_again_for_a_known_connection_is_ignored() -> None:
     assert_noop(before, opened("c1", 50, status="away", eid="reopen"))
 
 
-# timeouts_due
+# due_events: connection timeouts (typing, status and idle expiries: tests/unit/test_core_expiry.py)
 
 
-def test_timeouts_due_lists_only_overdue_connections_with_ids_from_the_deadline() -> None:
+def test_due_events_lists_only_overdue_connections_with_ids_from_the_deadline() -> None:
     state, _ = run(opened("c1", 0), opened("c2", 10_000), opened("c3", 0), dropped("c3", 1_000))
 
-    due = timeouts_due(state, 30_000, "sweeper")
+    due = due_events(state, 30_000, "sweeper")
 
     assert due == [
-        ConnectionTimedOut(event_id="timeout:u:c1:30000", user_id="u", connection_id="c1", edge_id="sweeper",
-                           at=30_000),
-        ConnectionTimedOut(event_id="timeout:u:c3:6000", user_id="u", connection_id="c3", edge_id="sweeper",
-                           at=30_000),
+        ConnectionTimedOut(event_id="connection.timed_out:u:c1:30000", user_id="u", connection_id="c1",
+                           edge_id="sweeper", at=30_000),
+        ConnectionTimedOut(event_id="connection.timed_out:u:c3:6000", user_id="u", connection_id="c3",
+                           edge_id="sweeper", at=30_000),
     ]
-    assert timeouts_due(state, 5_999, "sweeper") == []
+    assert due_events(state, 5_999, "sweeper") == []
 
 
-def test_timeouts_due_twice_gives_the_same_ids_and_the_second_changes_nothing() -> None:
+def test_due_events_twice_gives_the_same_ids_and_the_second_changes_nothing() -> None:
     state, _ = run(opened("c1", 0))
 
-    [first] = timeouts_due(state, 31_000, "sweeper-a")
-    [second] = timeouts_due(state, 32_000, "sweeper-b")
+    [first] = due_events(state, 31_000, "sweeper-a")
+    [second] = due_events(state, 32_000, "sweeper-b")
     assert first.event_id == second.event_id
 
     state, changes = apply(state, first)
@@ -457,15 +511,15 @@ def test_timeouts_due_twice_gives_the_same_ids_and_the_second_changes_nothing() 
     assert_noop(state, second)
 
 
-def test_timeouts_due_after_a_heartbeat_gives_a_new_id() -> None:
+def test_due_events_after_a_heartbeat_gives_a_new_id() -> None:
     state, _ = run(opened("c1", 0))
-    [before] = timeouts_due(state, 30_000, "sweeper")
+    [before] = due_events(state, 30_000, "sweeper")
 
     state, _ = apply(state, heartbeat("c1", 1_000))
-    [after] = timeouts_due(state, 31_000, "sweeper")
+    [after] = due_events(state, 31_000, "sweeper")
 
-    assert before.event_id == "timeout:u:c1:30000"
-    assert after.event_id == "timeout:u:c1:31000"
+    assert before.event_id == "connection.timed_out:u:c1:30000"
+    assert after.event_id == "connection.timed_out:u:c1:31000"
 
 
 # Determinism, idempotency, change ids.

@@ -1,21 +1,33 @@
 """Invariants of the presence core over random event logs.
 
-A log is built from random steps for a few users, connections and channels: opens, closes, drops,
-heartbeats, joins, leaves, updates, sweeps (`timeouts_due` at the current clock, delivered to the
-log at a later random step, so heartbeats can land between a sweep and its timeouts) and
-re-deliveries of earlier events.
+A log is built from random steps for a few users, connections and channels: opens (with devices,
+metadata and an auto-away policy), closes, drops, heartbeats (with or without `active_at`), joins
+(with or without a channel timeout), leaves, updates (status, invisible, text, emoji, expiring
+statuses, timeouts; from a connection of the user or from none, like a REST update), typing starts
+and stops, sweeps (`due_events` at the current clock: timeouts, typing and status expiries,
+auto-away; delivered to the log at a later random step, so activity can land between a sweep and
+its events) and re-deliveries of earlier events.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from schemas.changes import Change, MemberJoined, MemberLeft, MemberUpdated, UserCameOnline, UserWentOffline
+from schemas.changes import (
+    Change,
+    MemberJoined,
+    MemberLeft,
+    MemberTyping,
+    MemberUpdated,
+    UserCameOnline,
+    UserWentOffline,
+)
 from schemas.events import (
     ChannelJoined,
     ChannelLeft,
@@ -25,38 +37,52 @@ from schemas.events import (
     Event,
     Heartbeat,
     PresenceUpdated,
+    TypingStarted,
+    TypingStopped,
 )
 from schemas.state import ChannelState, UserPresence
 from streams.channels import apply_member_change
-from streams.core import apply, timeouts_due
+from streams.core import apply, due_events
 
 USERS = ("u1", "u2")
 CONNECTIONS = ("c1", "c2")
 CHANNELS = ("a", "b")
 TIMEOUT = 10_000
+REST = "rest:edge"  # the connection id of an update that comes from no connection of the user's
 
 users = st.sampled_from(USERS)
 # A connection id, or the index of one of the user's open connections (to reach more interesting states).
 connections = st.sampled_from((*CONNECTIONS, 0, 1))
 channels = st.sampled_from(CHANNELS)
-statuses = st.sampled_from(("online", "away", "busy"))
+statuses = st.sampled_from(("online", "away", "busy", "invisible"))  # invisible: `visible=False`
 metadata = st.dictionaries(st.sampled_from(("typing", "mood")), st.booleans(), max_size=2)
+texts = st.sampled_from((None, None, "", "lunch", "meeting"))
+later = st.sampled_from((None, 2_000, 8_000))  # when an expiring status expires, from now
 
-opens = st.tuples(st.just("open"), users, st.sampled_from(CONNECTIONS), statuses)
-joins = st.tuples(st.just("join"), users, connections, channels)
+opens = st.tuples(st.just("open"), users, st.sampled_from(CONNECTIONS), st.none() | statuses,
+                  st.sampled_from((None, "phone", "web")), st.none() | metadata, st.sampled_from((None, 6_000)))
+joins = st.tuples(st.just("join"), users, connections, channels, st.sampled_from((None, None, 3_000, 30_000)))
+typings = st.tuples(st.just("typing"), users, connections, channels, st.sampled_from((1_000, 5_000)))
+heartbeats = st.tuples(st.just("heartbeat"), users, connections, st.sampled_from((None, 0, 500, 3_000)))
+updates = st.tuples(st.just("update"), users, st.sampled_from((0, 1, REST)), st.none() | statuses,
+                    st.none() | metadata, texts, texts, later, st.sampled_from((None, None, 5_000, 20_000)))
 step = st.tuples(
-    st.sampled_from((0, 100, 1_000, 4_000, 12_000)),  # how far the clock moves before the step
+    st.sampled_from((0, 100, 100, 1_000, 1_000, 4_000, 12_000)),  # how far the clock moves before the step
     st.one_of(
         opens,
         opens,
         joins,
         joins,
+        typings,
+        typings,
+        st.tuples(st.just("stop"), users, connections, channels),
         st.tuples(st.just("close"), users, connections),
         st.tuples(st.just("drop"), users, connections, st.sampled_from((0, 3_000, 20_000))),
-        st.tuples(st.just("heartbeat"), users, connections),
+        heartbeats,
+        heartbeats,
         st.tuples(st.just("leave"), users, connections, channels),
-        st.tuples(st.just("update"), users, st.none() | statuses, st.none() | metadata),
-        st.tuples(st.just("sweep"), st.booleans()),  # True: its timeouts reach the log only at "deliver"
+        updates,
+        st.tuples(st.just("sweep"), st.booleans()),  # True: its events reach the log only at "deliver"
         st.tuples(st.just("deliver")),
         st.tuples(st.just("redeliver"), st.integers(min_value=0, max_value=1_000)),
     ),
@@ -71,34 +97,44 @@ def event(op: tuple[Any, ...], event_id: str, at: int, state: UserPresence | Non
         args[0] = open_ids[args[0] % len(open_ids)] if open_ids else CONNECTIONS[0]
     common = {"event_id": event_id, "user_id": user, "edge_id": "edge", "at": at}
     if kind == "open":
-        conn, status = args
-        return ConnectionOpened(**common, connection_id=conn, timeout_ms=TIMEOUT, status=status)
+        conn, status, device, meta, idle_after = args
+        return ConnectionOpened(**common, connection_id=conn, timeout_ms=TIMEOUT, status=status, device=device,
+                                metadata=meta, idle_after_ms=idle_after)
     if kind == "close":
         return ConnectionClosed(**common, connection_id=args[0])
     if kind == "drop":
         conn, grace = args
         return ConnectionDropped(**common, connection_id=conn, grace_ms=grace)
     if kind == "heartbeat":
-        return Heartbeat(**common, connection_id=args[0])
+        conn, inactive_for = args  # active_at: that long before the heartbeat, or none
+        return Heartbeat(**common, connection_id=conn, active_at=None if inactive_for is None else at - inactive_for)
     if kind == "join":
-        conn, channel = args
-        return ChannelJoined(**common, connection_id=conn, channel=channel)
+        conn, channel, timeout = args
+        return ChannelJoined(**common, connection_id=conn, channel=channel, timeout_ms=timeout)
     if kind == "leave":
         conn, channel = args
         return ChannelLeft(**common, connection_id=conn, channel=channel)
-    status, meta = args
-    return PresenceUpdated(**common, connection_id="c1", status=status, metadata=meta)
+    if kind == "typing":
+        conn, channel, expires_in = args
+        return TypingStarted(**common, connection_id=conn, channel=channel, expires_at=at + expires_in)
+    if kind == "stop":
+        conn, channel = args
+        return TypingStopped(**common, connection_id=conn, channel=channel)
+    conn, status, meta, text, emoji, expires_in, timeout = args
+    return PresenceUpdated(**common, connection_id=conn, status=status, metadata=meta, status_text=text,
+                           status_emoji=emoji, expires_at=None if expires_in is None else at + expires_in,
+                           visible=status != "invisible", timeout_ms=timeout)
 
 
 def build_log(steps: list[tuple[int, tuple[Any, ...]]]) -> list[Event]:
     log: list[Event] = []
     states: dict[str, UserPresence] = {}
-    swept: list[Event] = []  # timeouts written by a sweep, not yet in the log
+    swept: list[Event] = []  # events written by a sweep, not yet in the log
     clock = 0
     for n, (advance, op) in enumerate(steps):
         clock += advance
         if op[0] == "sweep":
-            swept.extend(e for s in states.values() for e in timeouts_due(s, clock, "sweeper"))
+            swept.extend(e for s in states.values() for e in due_events(s, clock, "sweeper"))
             if op[1]:
                 continue
         if op[0] in ("sweep", "deliver"):
@@ -130,29 +166,42 @@ def fold(log: list[Event]) -> tuple[dict[str, UserPresence], list[Change]]:
 
 
 def members_by_users(states: dict[str, UserPresence], channel: str) -> dict[str, tuple[Any, ...]]:
-    """What the channel should show, derived from the user states alone."""
+    """What the channel should show, derived from the user states alone: users shown online with a
+    connection in the channel (invisible users are not shown)."""
     return {
-        s.user_id: (s.public_status, count, s.metadata, s.channel_since[channel])
+        s.user_id: (s.public_status, len(in_channel), s.metadata, s.channel_since[channel],
+                    tuple(sorted(c.device for c in in_channel if c.device)), s.status_text, s.status_emoji)
         for s in states.values()
-        if (count := sum(channel in c.channels for c in s.connections))
+        if s.shown_online and (in_channel := [c for c in s.connections if channel in c.channels])
     }
 
 
 def members_by_views(state: ChannelState | None) -> dict[str, tuple[Any, ...]]:
     members = state.members if state else ()
-    return {m.user_id: (m.status, m.connections, m.metadata, m.joined_at) for m in members}
+    return {m.user_id: (m.status, m.connections, m.metadata, m.joined_at, m.devices, m.status_text, m.status_emoji)
+            for m in members}
+
+
+def typing_by_users(states: dict[str, UserPresence], channel: str) -> tuple[str, ...]:
+    """Who the channel should show typing: users shown online, present in it, with an indicator."""
+    return tuple(sorted(
+        s.user_id for s in states.values()
+        if s.shown_online and channel in s.typing and any(channel in c.channels for c in s.connections)
+    ))
 
 
 @settings(max_examples=150, deadline=None)
 @given(logs_steps)
-def test_user_is_online_iff_it_has_a_connection(steps: list[tuple[int, tuple[Any, ...]]]) -> None:
+def test_user_is_shown_online_iff_it_has_a_connection_and_is_visible(steps: list[tuple[int, tuple[Any, ...]]]) -> None:
     announced_online: dict[str, bool] = {}
     for _, state, changes, _ in replay(build_log(steps)):
         for change in changes:
             if isinstance(change, UserCameOnline | UserWentOffline):
                 announced_online[change.user_id] = isinstance(change, UserCameOnline)
-        assert announced_online.get(state.user_id, False) == bool(state.connections)
-        assert state.channel_since.keys() == {ch for c in state.connections for ch in c.channels}
+        assert announced_online.get(state.user_id, False) == (bool(state.connections) and state.visible)
+        present = {ch for c in state.connections for ch in c.channels}
+        assert state.channel_since.keys() == present
+        assert state.typing.keys() <= present
 
 
 @settings(max_examples=150, deadline=None)
@@ -163,10 +212,25 @@ def test_channel_views_folded_from_member_changes_match_the_user_states(
     channel_states: dict[str, ChannelState] = {}
     for _, _, changes, states in replay(build_log(steps)):
         for change in changes:
-            if isinstance(change, MemberJoined | MemberUpdated | MemberLeft):
+            if isinstance(change, MemberJoined | MemberUpdated | MemberLeft | MemberTyping):
                 channel_states[change.channel], _ = apply_member_change(channel_states.get(change.channel), change)
         for channel in CHANNELS:
-            assert members_by_views(channel_states.get(channel)) == members_by_users(states, channel)
+            folded = channel_states.get(channel)
+            assert members_by_views(folded) == members_by_users(states, channel)
+            assert (folded.typing if folded else ()) == typing_by_users(states, channel)
+
+
+@settings(max_examples=150, deadline=None)
+@given(logs_steps)
+def test_every_due_event_takes_effect_when_applied_at_once(steps: list[tuple[int, tuple[Any, ...]]]) -> None:
+    """A due event never has the id of one already applied: otherwise `apply` would drop it as a
+    duplicate and what it expires (a connection, an indicator, a status, activity) would stay for good."""
+    now = 0
+    for e, state, _, _ in replay(build_log(steps)):
+        now = max(now, e.at)
+        for due in due_events(state, now, "sweeper"):
+            after, _ = apply(state, due)
+            assert replace(after, recent_event_ids=()) != replace(state, recent_event_ids=()), due
 
 
 @settings(max_examples=150, deadline=None)
