@@ -128,7 +128,7 @@ def _opened(state: UserPresence, e: ConnectionOpened) -> UserPresence:
     metadata = state.metadata if e.metadata is None else e.metadata
     return replace(
         state, connections=(*state.connections, connection), status=status, metadata=metadata,
-        idle_after_ms=e.idle_after_ms, idle=state.idle and not _wakes(state, e.at), last_seen=e.at,
+        idle_after_ms=e.idle_after_ms, idle=state.idle and not _wakes(state, e.at), last_seen=_seen(state, e.at),
     )
 
 
@@ -201,7 +201,8 @@ def _updated(state: UserPresence, e: PresenceUpdated) -> UserPresence:
         changed = replace(changed, connections=tuple(replace(c, timeout_ms=e.timeout_ms) for c in state.connections))
     if changed == state:
         return state
-    return _active(changed, e)
+    # Going invisible is the moment the user was last seen; coming back is seen at once.
+    return replace(_active(changed, e), last_seen=_seen(state if state.visible else changed, e.at))
 
 
 def _typing_started(state: UserPresence, e: TypingStarted) -> UserPresence:
@@ -283,7 +284,12 @@ def _without(state: UserPresence, connection_id: str, last_seen: int) -> UserPre
     connections = tuple(c for c in state.connections if c.connection_id != connection_id)
     if gone is not None:  # the ones left inherit its activity: the activity clock never moves back (`_wakes`)
         connections = tuple(replace(c, last_active=max(c.last_active, gone.last_active)) for c in connections)
-    return replace(state, connections=connections, last_seen=last_seen)
+    return replace(state, connections=connections, last_seen=_seen(state, last_seen))
+
+
+def _seen(state: UserPresence, at: int) -> int | None:
+    """Last seen moves only while others can see the user: invisible users stay as they were last seen."""
+    return max(state.last_seen or 0, at) if state.visible else state.last_seen
 
 
 def _active(state: UserPresence, e: Event) -> UserPresence:
@@ -296,8 +302,7 @@ def _active(state: UserPresence, e: Event) -> UserPresence:
         for c in state.connections
     )
     woken = _wakes(state, e.at)
-    return replace(state, connections=connections, idle=state.idle and not woken,
-                   last_seen=max(state.last_seen or 0, e.at))
+    return replace(state, connections=connections, idle=state.idle and not woken, last_seen=_seen(state, e.at))
 
 
 def _wakes(state: UserPresence, active_at: int) -> bool:

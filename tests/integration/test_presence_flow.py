@@ -8,24 +8,11 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 
 import httpx
 
+from tests.integration.frames import diff_with, user
 from tests.integration.stack import GRACE_S, ROOT, TIMEOUT_S, Stack
-
-
-def user(name: str) -> str:
-    return f"{name}-{uuid.uuid4().hex[:6]}"
-
-
-def diff_with(channel: str, key: str, user_id: str, **fields: object):  # type: ignore[no-untyped-def]
-    def match(frame: dict) -> bool:  # type: ignore[type-arg]
-        if frame["type"] != "presence.diff" or frame["channel"] != channel:
-            return False
-        return any(m["user_id"] == user_id and fields.items() <= m.items() for m in frame[key])
-
-    return match
 
 
 async def test_two_users_see_each_other_online(connect, channel: str) -> None:

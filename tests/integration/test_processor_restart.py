@@ -8,8 +8,8 @@ import uuid
 from collections.abc import AsyncIterator
 
 from tests.integration.client import Client
+from tests.integration.frames import diff_with
 from tests.integration.stack import Stack
-from tests.integration.test_presence_flow import diff_with
 
 
 @contextlib.asynccontextmanager

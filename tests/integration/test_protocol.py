@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import uuid
 
+from tests.integration.frames import diff_with
 from tests.integration.stack import BATCH_ABOVE_MEMBERS
-from tests.integration.test_presence_flow import diff_with
 
 
 async def test_device_and_metadata_given_at_connect_are_shown(connect, channel: str) -> None:

@@ -6,8 +6,8 @@ import uuid
 
 import httpx
 
+from tests.integration.frames import diff_with
 from tests.integration.stack import BATCH_ABOVE_MEMBERS, Stack
-from tests.integration.test_presence_flow import diff_with
 
 
 async def test_channel_presence_pages_filters_and_counts(stack: Stack, connect, channel: str) -> None:

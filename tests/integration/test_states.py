@@ -8,12 +8,8 @@ import uuid
 
 import httpx
 
+from tests.integration.frames import diff_with, user
 from tests.integration.stack import Stack, eventually
-from tests.integration.test_presence_flow import diff_with
-
-
-def user(name: str) -> str:
-    return f"{name}-{uuid.uuid4().hex[:6]}"
 
 
 async def pair(connect, channel: str):  # type: ignore[no-untyped-def]

@@ -8,17 +8,9 @@ import uuid
 
 from schemas.codec import decode
 from schemas.events import EventBatch, TypingStarted
+from tests.integration.frames import diff_with, typing_is, user
 from tests.integration.log import read_all
 from tests.integration.stack import Stack
-from tests.integration.test_presence_flow import diff_with
-
-
-def user(name: str) -> str:
-    return f"{name}-{uuid.uuid4().hex[:6]}"
-
-
-def typing_is(channel: str, users: list[str]):  # type: ignore[no-untyped-def]
-    return lambda f: f["type"] == "presence.diff" and f["channel"] == channel and f["typing"] == sorted(users)
 
 
 async def joined_pair(connect, channel: str):  # type: ignore[no-untyped-def]
