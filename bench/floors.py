@@ -1,9 +1,10 @@
 """The two floors, measured in the same run as the service, as processes of their own.
 
-- `python -m bench.floors relay BOOTSTRAP IN OUT`: the middle of the Kafka two-hop floor. A plain
-  aiokafka consumer (fetch_max_wait_ms=5, like the worker and the edge) reads IN and produces
-  every record to OUT (acks=all, linger 0, one record per batch like the worker on the embedded
-  broker). The load generator produces to IN and consumes OUT: produce -> consume -> produce -> consume.
+- `python -m bench.floors relay BOOTSTRAP T0 T1 [T2 ...]`: the middle of the Kafka floor. A plain
+  aiokafka consumer (fetch_max_wait_ms=5, like the worker and the edge) reads T0.. and produces
+  every record of T(i) to T(i+1) (acks=all, linger 0, one record per batch like the worker on the
+  embedded broker). The load generator produces to T0 and consumes the last topic: with T0 T1 that
+  is produce -> consume -> produce -> consume, the two-hop floor.
 - `python -m bench.floors fanout PORT`: the fan-out floor, a bare Starlette WebSocket server on the
   same uvicorn settings as the edge (uvloop, httptools, websockets-sansio). `join` adds the socket
   to a channel; `update` is turned at once into a frame shaped like the edge's `presence.diff`
@@ -28,7 +29,8 @@ FETCH_WAIT_MS = 5
 # -- Kafka relay ----------------------------------------------------------------------------------
 
 
-async def relay(bootstrap: str, topic_in: str, topic_out: str) -> None:
+async def relay(bootstrap: str, *topics: str) -> None:
+    """Forward every record of topics[i] to topics[i + 1], same partition (one process, like the worker)."""
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
     one_record = os.environ.get("PRESENCE_ONE_RECORD_BATCHES", "true").lower() in ("1", "true", "yes")
@@ -41,22 +43,27 @@ async def relay(bootstrap: str, topic_in: str, topic_out: str) -> None:
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGINT, stop.set)
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    following = {topics[i]: topics[i + 1] for i in range(len(topics) - 1)}
     try:
-        partitions = None
-        for _ in range(100):
-            partitions = consumer.partitions_for_topic(topic_in)
-            if partitions:
-                break
-            await consumer.topics()
-            await asyncio.sleep(0.1)
-        assert partitions, f"topic {topic_in} not found"
-        consumer.assign([TopicPartition(topic_in, p) for p in partitions])
+        assignment = []
+        for topic in following:
+            partitions = None
+            for _ in range(100):
+                partitions = consumer.partitions_for_topic(topic)
+                if partitions:
+                    break
+                await consumer.topics()
+                await asyncio.sleep(0.1)
+            assert partitions, f"topic {topic} not found"
+            assignment += [TopicPartition(topic, p) for p in partitions]
+        consumer.assign(assignment)
         print("relay ready", flush=True)
         while not stop.is_set():
             batches = await consumer.getmany(timeout_ms=100, max_records=1000)
             for tp, records in batches.items():
+                out = following[tp.topic]
                 for record in records:
-                    await producer.send(topic_out, record.value, key=record.key, partition=tp.partition)
+                    await producer.send(out, record.value, key=record.key, partition=tp.partition)
     finally:
         await consumer.stop()
         await producer.stop()
@@ -134,7 +141,7 @@ def fanout(port: int) -> None:
 def main() -> None:
     command, *args = sys.argv[1:]
     if command == "relay":
-        asyncio.run(relay(*args))
+        asyncio.run(relay(args[0], *args[1:]))
     elif command == "fanout":
         fanout(int(args[0]))
     else:

@@ -250,14 +250,20 @@ class ProcessMonitor:
                     cpu[name] = t.user + t.system
             for name in self._peak:
                 self._peak[name] = self._last.get(name, 0)
-        return Window(self, cpu, time.monotonic())
+        return Window(self, cpu, time.monotonic(), _machine_busy())
+
+
+def _machine_busy() -> float:
+    t = psutil.cpu_times()
+    return t.user + t.system + t.nice + getattr(t, "irq", 0) + getattr(t, "softirq", 0) + getattr(t, "steal", 0)
 
 
 class Window:
-    def __init__(self, monitor: ProcessMonitor, cpu: dict[str, float], started: float) -> None:
+    def __init__(self, monitor: ProcessMonitor, cpu: dict[str, float], started: float, busy: float) -> None:
         self.monitor = monitor
         self.cpu = cpu
         self.started = started
+        self.busy = busy
 
     def close(self) -> dict[str, Usage]:
         m = self.monitor
@@ -273,4 +279,8 @@ class Window:
                 except psutil.Error:
                     continue
                 out[name] = Usage(t.user + t.system - self.cpu[name], wall, m._peak.get(name, 0), m._last.get(name, 0))
+        machine = _machine_busy() - self.busy
+        ours = sum(u.cpu_s for u in out.values())
+        out["(machine, all processes)"] = Usage(machine, wall, 0, 0)
+        out["(other processes on the machine)"] = Usage(max(0.0, machine - ours), wall, 0, 0)
         return out

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC11B85"
+GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
 _U16 = struct.Struct("!H")
 _U64 = struct.Struct("!Q")
@@ -63,7 +63,7 @@ class WSConnection(asyncio.Protocol):
     __slots__ = (
         "idx", "user", "channel", "tag", "state", "close_code", "frames_in", "bytes_in",
         "_transport", "_buf", "_fragments", "_key", "_handshake", "_closed", "_on_text", "_on_close",
-        "waiter", "seen", "occupancy", "last_send",
+        "waiter", "seen", "occupancy", "last_send", "slot", "welcome_t",
     )
 
     def __init__(self, key: bytes, on_text: TextCallback, on_close: CloseCallback | None) -> None:
@@ -87,6 +87,8 @@ class WSConnection(asyncio.Protocol):
         self.seen: dict[str, int] | None = None  # harness: last update seq seen per member
         self.occupancy = -1  # harness: members in the joined channel, as last told by the server
         self.last_send = 0.0
+        self.slot = -1  # harness: the population slot this connection fills
+        self.welcome_t: float | None = None  # harness: when the first frame arrived
 
     # -- asyncio.Protocol -------------------------------------------------------------------------
 

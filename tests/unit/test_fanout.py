@@ -1,0 +1,63 @@
+"""Fan-out: diffs in order, snapshots after a gap, and coalesced batches for large channels."""
+
+from __future__ import annotations
+
+import asyncio
+
+import orjson
+
+from schemas.changes import ChannelView, Departure, Member
+from services.fanout import Fanout
+
+
+class Inbox:
+    def __init__(self) -> None:
+        self.frames: list[dict] = []  # type: ignore[type-arg]
+
+    def push(self, frame: bytes) -> None:
+        self.frames.append(orjson.loads(frame))
+
+
+def member(user: str, status: str = "online") -> Member:
+    return Member(user_id=user, status=status, joined_at=1, last_seen=1, connections=1)
+
+
+def view(seq: int, members: list[str], joins=(), leaves=(), updates=()) -> ChannelView:  # type: ignore[no-untyped-def]
+    return ChannelView(
+        channel="c", seq=seq, at=seq, members=tuple(member(u) for u in members),
+        joins=tuple(member(u) for u in joins), updates=tuple(member(u, "away") for u in updates),
+        leaves=tuple(Departure(user_id=u, reason="leave", last_seen=seq) for u in leaves),
+    )
+
+
+async def test_small_channels_get_one_diff_per_view_and_a_snapshot_after_a_gap() -> None:
+    fanout, inbox = Fanout(batch_above=10, batch_window_s=0.01), Inbox()
+    fanout.subscribe("c", inbox)
+    fanout.publish(view(1, ["a"], joins=["a"]), 0)
+    fanout.publish(view(3, ["a", "b", "c"], joins=["c"]), 1)
+    assert [(f["type"], f["seq"]) for f in inbox.frames] == [("presence.diff", 1), ("presence.snapshot", 3)]
+
+
+async def test_large_channels_get_the_net_effect_of_a_window_in_one_batch() -> None:
+    fanout, inbox = Fanout(batch_above=2, batch_window_s=0.02), Inbox()
+    fanout.subscribe("c", inbox)
+    fanout.publish(view(5, ["a", "b", "c"], joins=["c"]), 4)  # c joins
+    fanout.publish(view(6, ["a", "b", "c", "d"], joins=["d"]), 5)  # d joins
+    fanout.publish(view(7, ["a", "b", "c"], leaves=["d"]), 6)  # and leaves again: nothing to show
+    fanout.publish(view(8, ["b", "c"], leaves=["a"]), 7)  # a leaves
+    fanout.publish(view(9, ["b", "c"], updates=["b"]), 8)  # b goes away
+    assert inbox.frames == []
+    await asyncio.sleep(0.05)
+    [batch] = inbox.frames
+    assert (batch["type"], batch["from_seq"], batch["seq"], batch["occupancy"]) == ("presence.batch", 5, 9, 2)
+    assert [m["user_id"] for m in batch["joins"]] == ["c"]
+    assert [(m["user_id"], m["status"]) for m in batch["updates"]] == [("b", "away")]
+    assert [d["user_id"] for d in batch["leaves"]] == ["a"]
+
+
+async def test_unsubscribed_channels_cost_nothing() -> None:
+    fanout, inbox = Fanout(batch_above=10, batch_window_s=0.01), Inbox()
+    fanout.subscribe("c", inbox)
+    fanout.unsubscribe("c", inbox)
+    fanout.publish(view(1, ["a"], joins=["a"]), 0)
+    assert inbox.frames == []
