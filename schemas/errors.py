@@ -22,6 +22,7 @@ class ErrorCode:
 _CATALOGUE = (
     ErrorCode("auth.missing_token", 401, 4401, False, "No token was given."),
     ErrorCode("auth.invalid_token", 401, 4401, False, "The token is malformed, badly signed or expired."),
+    ErrorCode("auth.origin_forbidden", 403, 4403, False, "The page's origin may not open a WebSocket here."),
     ErrorCode("auth.channel_forbidden", 403, None, False, "The token does not allow this channel."),
     ErrorCode("request.malformed_json", 400, None, False, "The body or frame is not valid JSON."),
     ErrorCode("request.unknown_type", 400, None, False, "The frame `type` is not one the server knows."),
@@ -35,6 +36,10 @@ _CATALOGUE = (
     ErrorCode("channel.not_joined", 409, None, False, "The connection has not joined this channel."),
     ErrorCode("channel.not_subscribed", 409, None, False, "The connection has not subscribed to this channel."),
     ErrorCode("channel.invalid_id", 400, None, False, "The channel id is empty, too long or has bad characters."),
+    ErrorCode("limit.connections_per_user", 429, 4429, True, "The user has too many connections on this edge."),
+    ErrorCode("limit.channels_per_connection", 429, None, False, "The connection has joined too many channels."),
+    ErrorCode("limit.rate", 429, None, True, "Frames came faster than allowed; this one was dropped."),
+    ErrorCode("limit.abuse", 429, 1008, False, "Frames kept coming too fast; the socket is closed."),
     ErrorCode("connection.slow_consumer", 503, 1013, True, "The client did not read its frames fast enough."),
     ErrorCode("service.broker_unavailable", 503, 1013, True, "The event log did not acknowledge in time."),
     ErrorCode("service.processor_lagging", 503, None, True, "The update was logged but not applied in time."),

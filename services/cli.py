@@ -46,7 +46,8 @@ def _token(args: argparse.Namespace) -> None:
     if not secret:
         sys.exit("set PRESENCE_JWT_SECRET to the edge's secret")
     channels = args.channels.split(",") if args.channels else None
-    print(mint_token(secret, args.user_id, channels, args.ttl))
+    audience, issuer = os.environ.get("PRESENCE_JWT_AUDIENCE"), os.environ.get("PRESENCE_JWT_ISSUER")
+    print(mint_token(secret, args.user_id, channels, args.ttl, audience, issuer))
 
 
 def _partitions() -> int:
@@ -78,6 +79,7 @@ def _edge(args: argparse.Namespace) -> None:
         port=settings.http_port,
         ws="websockets-sansio",
         ws_max_size=4 * settings.max_frame_bytes,  # beyond this uvicorn closes with 1009; below, we answer
+        access_log=False,  # request lines carry `?token=`: tokens stay out of logs
         log_level={"warn": "warning"}.get(level := os.environ.get("PRESENCE_LOG_LEVEL", "warning"), level),
     )
 
@@ -96,7 +98,8 @@ def _up(args: argparse.Namespace) -> None:
     children.append(subprocess.Popen([*command, "worker"], env=env))
     children.append(subprocess.Popen([*command, "edge"], env=env))
     port = env.get("PRESENCE_HTTP_PORT", "8080")
-    token = mint_token(env["PRESENCE_JWT_SECRET"], "dev-user")
+    token = mint_token(env["PRESENCE_JWT_SECRET"], "dev-user", audience=env.get("PRESENCE_JWT_AUDIENCE"),
+                       issuer=env.get("PRESENCE_JWT_ISSUER"))
     print(
         f"\nbroker     {env['KAFKA_BOOTSTRAP_SERVERS']}\n"
         f"edge       http://127.0.0.1:{port}  (WebSocket ws://127.0.0.1:{port}/realtime/ws?token=...)\n"

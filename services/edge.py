@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+from collections import Counter
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from services.auth import Authenticator
 from services.event_log import EventLog
 from services.fanout import Fanout
 from services.liveness import Liveness
@@ -20,12 +22,17 @@ from services.settings import EdgeSettings
 @dataclass
 class Edge:
     settings: EdgeSettings
+    auth: Authenticator
     policy: Policy
     limits: Limits
     log: EventLog
     read_model: ReadModel
     fanout: Fanout
     liveness: Liveness
+    sessions: Counter[str] = field(default_factory=Counter)  # user id -> open connections on this edge
+
+    def connections_of(self, user_id: str) -> int:
+        return self.sessions[user_id]
 
 
 @contextlib.asynccontextmanager
@@ -57,7 +64,10 @@ async def running_edge(settings: EdgeSettings) -> AsyncIterator[Edge]:
         max_bytes=settings.max_frame_bytes,
         max_metadata_bytes=settings.max_metadata_bytes,
     )
-    edge = Edge(settings, policy, limits, event_log, read_model, fanout, liveness)
+    auth = Authenticator(
+        settings.jwt_secret, settings.jwt_audience or None, settings.jwt_issuer or None, settings.open_channels
+    )
+    edge = Edge(settings, auth, policy, limits, event_log, read_model, fanout, liveness)
     try:
         await event_log.start()
         await read_model.start()

@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from services import metrics, representation
-from services.auth import Principal, authenticate, bearer_token
+from services.auth import Principal, bearer_token
 from services.edge import Edge
 from services.errors import ApiError
 from services.event_log import new_id, now_ms
@@ -27,7 +27,7 @@ def _edge(request: Request) -> Edge:
 
 def _principal(request: Request) -> Principal:
     token = bearer_token(request.headers.get("authorization")) or request.query_params.get("token")
-    return authenticate(token, _edge(request).settings.jwt_secret)
+    return _edge(request).auth.authenticate(token)
 
 
 def _ready(edge: Edge) -> None:

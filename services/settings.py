@@ -20,6 +20,13 @@ class EdgeSettings:
     http_host: str = "127.0.0.1"
     http_port: int = 8080
     jwt_secret: str = ""
+    jwt_audience: str = ""
+    jwt_issuer: str = ""
+    open_channels: bool = True
+    allowed_origins: tuple[str, ...] = ()  # empty: any origin (development)
+    max_channels_per_connection: int = 100
+    max_connections_per_user: int = 20
+    max_frames_per_s: float = 20.0
     heartbeat_s: float = 10.0
     timeout_s: float = 30.0
     reconnect_grace_s: float = 15.0
@@ -56,6 +63,19 @@ class EdgeSettings:
             http_host=config("PRESENCE_HTTP_HOST", default=cls.http_host),
             http_port=config("PRESENCE_HTTP_PORT", cast=int, default=cls.http_port),
             jwt_secret=secret,
+            jwt_audience=config("PRESENCE_JWT_AUDIENCE", default=""),
+            jwt_issuer=config("PRESENCE_JWT_ISSUER", default=""),
+            open_channels=config("PRESENCE_OPEN_CHANNELS", cast=bool, default=True),
+            allowed_origins=tuple(
+                o.strip() for o in config("PRESENCE_ALLOWED_ORIGINS", default="").split(",") if o.strip()
+            ),
+            max_channels_per_connection=config(
+                "PRESENCE_MAX_CHANNELS_PER_CONNECTION", cast=int, default=cls.max_channels_per_connection
+            ),
+            max_connections_per_user=config(
+                "PRESENCE_MAX_CONNECTIONS_PER_USER", cast=int, default=cls.max_connections_per_user
+            ),
+            max_frames_per_s=config("PRESENCE_MAX_FRAMES_PER_S", cast=float, default=cls.max_frames_per_s),
             heartbeat_s=config("PRESENCE_HEARTBEAT_S", cast=float, default=cls.heartbeat_s),
             timeout_s=config("PRESENCE_TIMEOUT_S", cast=float, default=cls.timeout_s),
             reconnect_grace_s=config("PRESENCE_RECONNECT_GRACE_S", cast=float, default=cls.reconnect_grace_s),

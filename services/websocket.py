@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import re
+import time
 from typing import Any
 
 import orjson
@@ -28,7 +29,7 @@ from schemas.events import (
     TypingStopped,
 )
 from services import metrics
-from services.auth import Principal, authenticate, bearer_token
+from services.auth import Principal, bearer_token
 from services.edge import Edge
 from services.errors import ApiError
 from services.event_log import new_id, now_ms
@@ -65,13 +66,24 @@ async def presence_socket(websocket: WebSocket) -> None:
     edge: Edge = websocket.app.state.edge
     token = websocket.query_params.get("token") or bearer_token(websocket.headers.get("authorization"))
     try:
-        principal = authenticate(token, edge.settings.jwt_secret)
+        _check_origin(websocket, edge)
+        principal = edge.auth.authenticate(token)
+        if edge.connections_of(principal.user_id) >= edge.settings.max_connections_per_user:
+            raise ApiError("limit.connections_per_user")
         device, metadata = _connect_params(websocket, edge)
     except ApiError as exc:
         await _deny(websocket, exc)
         return
     await websocket.accept()
     await Session(websocket, principal, edge, device, metadata).run()
+
+
+def _check_origin(websocket: WebSocket, edge: Edge) -> None:
+    # CORS does not apply to WebSockets: a page on any site could open one with the user's cookies.
+    allowed = edge.settings.allowed_origins
+    origin = websocket.headers.get("origin")
+    if allowed and origin is not None and origin not in allowed:
+        raise ApiError("auth.origin_forbidden", f"origin {origin!r} is not allowed")
 
 
 def _connect_params(websocket: WebSocket, edge: Edge) -> tuple[str | None, dict[str, Any] | None]:
@@ -98,6 +110,29 @@ async def _deny(websocket: WebSocket, exc: ApiError) -> None:
     await websocket.close(code=exc.error.ws_close or 1008)
 
 
+class RateLimit:
+    """A token bucket per connection: `rate` frames a second, bursts of twice that.
+
+    A frame over the limit is answered `limit.rate` and dropped; a client that keeps pushing
+    (as many dropped frames in a row as the burst) is disconnected with `limit.abuse`.
+    """
+
+    def __init__(self, rate: float) -> None:
+        self.rate, self.burst = rate, 2 * rate
+        self.tokens, self.stamp, self.dropped = self.burst, time.monotonic(), 0
+
+    def take(self) -> None:
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            self.dropped = 0
+            return
+        self.dropped += 1
+        raise ApiError("limit.abuse" if self.dropped > self.burst else "limit.rate")
+
+
 class Session:
     def __init__(self, websocket: WebSocket, principal: Principal, edge: Edge, device: str | None,
                  metadata: dict[str, Any] | None) -> None:
@@ -108,6 +143,7 @@ class Session:
         self.metadata = metadata
         self.connection_id = new_id()
         self.typing_written: dict[str, int] = {}  # channel -> when typing.started was last written
+        self._rate = RateLimit(edge.settings.max_frames_per_s)
         self.channels: set[str] = set()  # joined: present in them
         self.observing: set[str] = set()  # subscribed to without being present
         self._outbox: asyncio.Queue[bytes] = asyncio.Queue(OUTBOX_FRAMES)
@@ -162,10 +198,14 @@ class Session:
         })
         clean = False
         metrics.CONNECTIONS.inc()
+        self.edge.sessions[self.principal.user_id] += 1
         try:
             clean = await self._read_forever()
         finally:
             metrics.CONNECTIONS.dec()
+            self.edge.sessions[self.principal.user_id] -= 1
+            if not self.edge.sessions[self.principal.user_id]:
+                del self.edge.sessions[self.principal.user_id]
             await asyncio.shield(self._end(clean))
 
     async def _read_forever(self) -> bool:
@@ -177,6 +217,7 @@ class Session:
             text = message.get("text")
             self.edge.liveness.touch(self.connection_id, now_ms(), active=not _is_heartbeat(text))
             try:
+                self._rate.take()
                 if text is None:
                     raise ApiError("request.binary_frame")
                 await self._handle(text)
@@ -194,6 +235,7 @@ class Session:
             case Join(channel=channel, since=since, ref=ref):
                 self.principal.require_channel(channel)
                 if channel not in self.channels:
+                    self._check_channel_limit()
                     timeout_ms = self.edge.policy.channel_timeout_ms(channel)
                     await self.edge.log.write(self._event(ChannelJoined, channel=channel, timeout_ms=timeout_ms))
                     self.channels.add(channel)
@@ -208,6 +250,8 @@ class Session:
                 self.reply({"type": "ack", "ref": ref, "channel": channel})
             case Subscribe(channel=channel, since=since, ref=ref):
                 self.principal.require_channel(channel)
+                if channel not in self.observing:
+                    self._check_channel_limit()
                 self.observing.add(channel)
                 self._start_pushing(channel, since, ref)
             case Unsubscribe(channel=channel, ref=ref):
@@ -230,6 +274,10 @@ class Session:
                 self.reply({"type": "ack", "ref": ref, "event_id": event.event_id})
             case Heartbeat():
                 pass  # liveness was already noted for every frame
+
+    def _check_channel_limit(self) -> None:
+        if len(self.channels | self.observing) >= self.edge.settings.max_channels_per_connection:
+            raise ApiError("limit.channels_per_connection")
 
     async def _typing_start(self, channel: str, timeout_s: float | None) -> None:
         if channel not in self.channels:
