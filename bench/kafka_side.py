@@ -87,6 +87,7 @@ async def kafka_floor(phase: Phase, bootstrap: str, partitions: int, hops: int, 
         window = monitor.window()
         phase.t0 = perf()
         phase.t0_epoch_ms = int(time.time() * 1000)
+        phase.frames_start = phase.frames_end = 0
         phase.offered_rate = rate
         total = int(rate * duration_s)
         k = 0

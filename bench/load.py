@@ -75,9 +75,10 @@ class Phase:
 class Rec:
     """One update in flight: who sent it when, how many others should see it."""
 
-    __slots__ = ("phase", "t", "user", "expected", "received", "maxlat", "members", "got")
+    __slots__ = ("phase", "t", "user", "expected", "received", "maxlat", "members", "got", "kind")
 
-    def __init__(self, phase: Phase, t: float, user: str, expected: int) -> None:
+    def __init__(self, phase: Phase, t: float, user: str, expected: int, kind: str = "update") -> None:
+        self.kind = kind
         self.phase = phase
         self.t = t
         self.user = user
@@ -165,8 +166,8 @@ class Harness:
         self._count(rec, now)
 
     def _delivered_once(self, conn: WSConnection, rec: Rec, now: float) -> None:
-        if conn.user == rec.user or rec.got is None or conn.idx in rec.got:
-            return
+        if conn.user == rec.user or rec.got is None or conn.idx in rec.got or conn not in rec.members:
+            return  # only members that held their snapshot when the change was sent are counted
         rec.got.add(conn.idx)
         self._count(rec, now)
 
@@ -180,6 +181,8 @@ class Harness:
         phase.received += 1
         phase.lat.append(lat)
         phase.at.append(rec.t - phase.t0)
+        if rec.kind != "update":
+            phase.extra(rec.kind).append(lat)
 
     def on_close(self, conn: WSConnection, code: int | None) -> None:
         if conn.idx not in self.closing:
@@ -230,6 +233,18 @@ class Harness:
             elif perf() - last_progress > stall_s:
                 return
             await asyncio.sleep(0.1 if outstanding < 10_000 else 0.5)
+
+    async def quiesce(self, quiet_s: float, timeout_s: float) -> float:
+        """Wait until no frame arrived for quiet_s (the previous workload's backlog is through); seconds waited."""
+        t0 = perf()
+        last_frames, last_change = self.frames, perf()
+        while perf() - t0 < timeout_s:
+            await asyncio.sleep(0.1)
+            if self.frames != last_frames:
+                last_frames, last_change = self.frames, perf()
+            elif perf() - last_change >= quiet_s:
+                break
+        return perf() - t0
 
     # -- background: heartbeats and loop lag ------------------------------------------------------
 
@@ -301,7 +316,7 @@ class Harness:
             loop = asyncio.get_running_loop()
             conn.waiter = ("snapshot", loop.create_future())
             if track_join:
-                rec = Rec(phase, perf(), user, 0)
+                rec = Rec(phase, perf(), user, 0, "join -> seen by the other members")
                 rec.members = self._settled(channel)
                 rec.got = set()
                 self.pending_joins[user] = rec
@@ -472,7 +487,7 @@ class Harness:
                 busy.add(slot)
                 self.closing.add(old.idx)
                 self._remove_member(old)
-                rec = Rec(phase, perf(), old.user, 0)
+                rec = Rec(phase, perf(), old.user, 0, "clean close -> leave seen by the other members")
                 rec.members = self._settled(old.channel)
                 rec.got = set()
                 self.pending_leaves[old.user] = rec

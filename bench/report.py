@@ -59,19 +59,24 @@ def _f(v: float | int | None, digits: int = 1) -> str:
     return f"{v:,.{digits}f}"
 
 
+def _x(v: float | None) -> str:
+    return "-" if v is None else f"{v:,.1f}x"
+
+
 def latency_table(rows: list[dict[str, Any]], floors: dict[str, float | None]) -> str:
     head = ("| workload | offered/s | sent | p50 ms | p95 ms | p99 ms | max ms | deliveries (got/expected) | missing |"
             " delivered/s | frames in/s | errors | p50 / Kafka 2-hop floor | p50 / fan-out floor |")
     out = [head, "|" + "|".join(["---"] * (head.count("|") - 1)) + "|"]
     for r in rows:
         lat = r["latency"]
-        ratio_k = (lat["p50_ms"] / floors["kafka2"]) if lat["p50_ms"] and floors.get("kafka2") else None
-        ratio_f = (lat["p50_ms"] / floors["fanout"]) if lat["p50_ms"] and floors.get("fanout") else None
+        floor_row = r["name"].startswith("floor")
+        ratio_k = (lat["p50_ms"] / floors["kafka2"]) if lat["p50_ms"] and floors.get("kafka2") and not floor_row else None
+        ratio_f = (lat["p50_ms"] / floors["fanout"]) if lat["p50_ms"] and floors.get("fanout") and not floor_row else None
         out.append(
             f"| {r['name']} | {_f(r['offered_rate'], 0)} | {_f(r['sent'])} | {_f(lat['p50_ms'])} | {_f(lat['p95_ms'])} |"
             f" {_f(lat['p99_ms'])} | {_f(lat['max_ms'])} | {_f(r['deliveries_received'])}/{_f(r['deliveries_expected'])} |"
             f" {_f(r['deliveries_missing'])} | {_f(r['deliveries_per_s'], 0)} | {_f(r['frames_in_per_s'], 0)} |"
-            f" {_f(r['error_count'])} | {_f(ratio_k, 2)}x | {_f(ratio_f, 2)}x |"
+            f" {_f(r['error_count'])} | {_x(ratio_k)} | {_x(ratio_f)} |"
         )
     return "\n".join(out)
 
@@ -127,7 +132,8 @@ def plots(phases: list[Phase], out: Path) -> list[str]:
         a = np.sort(np.frombuffer(p.lat, dtype=np.float64)) * 1000
         y = np.arange(1, a.size + 1) / a.size
         if a.size > 20000:  # thin the line, keep the tail
-            idx = np.unique(np.concatenate([np.linspace(0, a.size - 1, 20000).astype(int), np.arange(a.size - 200, a.size)]))
+            idx = np.unique(np.concatenate([np.linspace(0, a.size - 1, 20000).astype(int),
+                                            np.arange(a.size - 200, a.size)]))
             a, y = a[idx], y[idx]
         ax.plot(a, y, label=f"{p.name} (n={len(p.lat):,})", linestyle="--" if p.name.startswith("floor") else "-")
     ax.set_xscale("log")

@@ -60,12 +60,13 @@ class Sizes:
     settle_s: float = 240.0
     connect_concurrency: int = 100
     populate_s: float = 300.0
+    quiesce_s: float = 120.0  # longest wait for the previous workload's backlog before the next one
 
 
 REFERENCE = Sizes()
-QUICK = Sizes(connections=1000, rate=200, steady_s=15, churn_rate=50, churn_s=10, rest_get_rate=20,
-              rest_post_rate=5, floor_s=5, idle_s=6, ramp_rates=[400, 800], ramp_step_s=5, drain_s=10,
-              burst_drain_s=30, settle_s=60, connect_concurrency=50, populate_s=60)
+QUICK = Sizes(connections=1000, rate=100, steady_s=10, churn_rate=50, churn_s=8, rest_get_rate=20,
+              rest_post_rate=5, floor_s=4, idle_s=5, ramp_rates=[200], ramp_step_s=4, drain_s=10,
+              burst_drain_s=20, settle_s=30, connect_concurrency=50, populate_s=40, quiesce_s=10)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -159,11 +160,17 @@ class Run:
     def edge_ports(self) -> list[int]:
         return [e.port for e in self.stack.edges if e.port is not None]
 
-    def begin(self, name: str) -> tuple[Phase, Any]:
+    def begin(self, name: str, waited: float | None = None) -> tuple[Phase, Any]:
         log(f"{name} ...")
         self.stack.check_alive()
         phase = self.harness.begin(name)
+        if waited is not None:
+            phase.notes["waited for the previous backlog (s)"] = waited
         return phase, self.monitor.window()
+
+    async def quiet(self) -> float:
+        """Let the previous workload's backlog through (no frame for 2 s), within `quiesce_s`."""
+        return await self.harness.quiesce(2.0, self.sizes.quiesce_s)
 
     def finish(self, phase: Phase, window: Any) -> dict[str, Any]:
         self.harness.end(phase)
@@ -332,7 +339,7 @@ class Run:
         rest_users = [c for c in conns if c.slot % 50 == 49] if rest else []
         senders = [c for c in conns if c not in set(rest_users)]
         random.Random(self.args.seed).shuffle(senders)
-        phase, window = self.begin("steady")
+        phase, window = self.begin("steady", await self.quiet())
         get_phase = Phase("rest: GET channel presence")
         post_phase = Phase("rest: POST presence update")
         profilers = self.start_profilers(s.steady_s) if self.args.profile else []
@@ -453,7 +460,7 @@ class Run:
         steps = []
         best = None
         for rate in s.ramp_rates:
-            phase, window = self.begin(f"ramp {rate:g}/s")
+            phase, window = self.begin(f"ramp {rate:g}/s", await self.quiet())
             await self.harness.drive_updates(phase, conns, rate, s.ramp_step_s)
             await self.harness.drain([phase], s.drain_s)
             summary = self.finish(phase, window)
@@ -472,8 +479,7 @@ class Run:
         s = self.sizes
         conns = [c for c in self.harness.conns if c is not None and c.state == "open"]
         random.Random(self.args.seed + 3).shuffle(conns)
-        await asyncio.sleep(1)
-        phase, window = self.begin("burst")
+        phase, window = self.begin("burst", await self.quiet())
         self.harness.burst(phase, conns)
         await self.harness.drain([phase], s.burst_drain_s, stall_s=30)
         phase.notes["time_to_last_delivery_s"] = max(
@@ -483,14 +489,12 @@ class Run:
 
     async def churn(self) -> None:
         s = self.sizes
-        await asyncio.sleep(1)
-        phase, window = self.begin("churn")
+        phase, window = self.begin("churn", await self.quiet())
         await self.harness.churn(phase, self.edge_ports(), lambda i, u: self.ws_path(u), s.churn_rate, s.churn_s)
         await self.harness.drain([phase], s.drain_s, stall_s=10)
+        phase.notes["joins"] = sum(1 for r in phase.recs if r.kind.startswith("join"))
+        phase.notes["leaves"] = sum(1 for r in phase.recs if not r.kind.startswith("join"))
         self.finish(phase, window)
-        joins = [r for r in phase.recs if r.user in self.harness.pending_joins]
-        phase.notes["joins"] = len(joins)
-        phase.notes["leaves"] = len(phase.recs) - len(joins)
         self.harness.pending_joins.clear()
         self.harness.pending_leaves.clear()
 

@@ -26,6 +26,9 @@ TIMEOUT_S = 3.0
 HEARTBEAT_S = 1.0
 GRACE_S = 2.0
 BATCH_ABOVE_MEMBERS = 4
+ALLOWED_ORIGIN = "https://app.example"
+MAX_CHANNELS = 20
+MAX_CONNECTIONS = 5
 
 
 @contextlib.contextmanager
@@ -91,6 +94,9 @@ class Stack:
             "PRESENCE_SESSION_TIMEOUT_S": "6",
             "PRESENCE_POLICY_FILE": str(Path(__file__).with_name("policy.json")),
             "PRESENCE_BATCH_ABOVE_MEMBERS": str(BATCH_ABOVE_MEMBERS),
+            "PRESENCE_ALLOWED_ORIGINS": ALLOWED_ORIGIN,
+            "PRESENCE_MAX_CHANNELS_PER_CONNECTION": str(MAX_CHANNELS),
+            "PRESENCE_MAX_CONNECTIONS_PER_USER": str(MAX_CONNECTIONS),
             "PRESENCE_IDEMPOTENT_PRODUCER": "false" if self.embedded else "true",
             "PRESENCE_ONE_RECORD_BATCHES": "true" if self.embedded else "false",
             "PYTHONPATH": str(ROOT),
