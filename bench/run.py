@@ -35,6 +35,7 @@ from bench.kafka_side import census, kafka_floor
 from bench.load import Harness, Phase, perf
 from bench.replay import replay
 from bench.stack import ROOT, ProcessMonitor, Stack, StackConfig, spawn_python, stop_process
+from bench.timeline import Timeline
 from services.broker import free_port
 
 RESULTS = ROOT / "bench" / "results"
@@ -142,6 +143,7 @@ class Run:
         self.monitor = ProcessMonitor()
         self.harness = Harness(args.heartbeat_s, args.seed)
         self.phases: list[Phase] = []
+        self.timeline: Timeline | None = None
         self.results: dict[str, Any] = {
             "command": " ".join(["python -m bench.run", *sys.argv[1:]]),
             "sizes": asdict(self.sizes),
@@ -202,6 +204,8 @@ class Run:
             for named in self.stack.processes():
                 self.monitor.add(named.name, named.process.pid)
             self.harness.start_background(heartbeats=False)
+            self.timeline = Timeline(self.stack.bootstrap, self.edge_ports(), self.harness)
+            await self.timeline.start()
             await self.wait_flowing()
             if "floors" not in self.skip:
                 await self.floors()
@@ -219,12 +223,16 @@ class Run:
             log("closing the population ...")
             await self.harness.close_all(clean=False)
             await self.harness.stop_background()
+            await self.timeline.stop()
             await self.after()
         finally:
             self.results["wall_s"] = perf() - t_start
             self.results["machine"]["loadavg_at_end"] = os.getloadavg()
             with contextlib.suppress(Exception):
                 await self.harness.stop_background()
+            if self.timeline is not None:
+                with contextlib.suppress(Exception):
+                    await self.timeline.stop()
             log("stopping the stack ...")
             self.stack.stop()
             self.monitor.stop()
@@ -536,8 +544,13 @@ class Run:
         self.out.mkdir(parents=True, exist_ok=True)
         try:
             self.results["plots"] = report.plots(self.phases, self.out)
+            if self.timeline is not None and self.timeline.samples:
+                self.timeline.plot(self.out / "timeline.png")
+                self.results["plots"].append("timeline.png")
         except Exception as exc:  # noqa: BLE001
             self.results["plots_error"] = repr(exc)
+        if self.timeline is not None:
+            self.results["timeline"] = self.timeline.samples
         self.results["targets"] = targets(self.results)
         (self.out / "results.json").write_bytes(orjson.dumps(self.results, option=orjson.OPT_INDENT_2,
                                                              default=_jsonable))

@@ -73,6 +73,9 @@ def _edge(args: argparse.Namespace) -> None:
     from services.settings import EdgeSettings
 
     settings = EdgeSettings.from_env()
+    if problems := settings.unsafe():
+        sys.exit("refusing to start with unsafe settings (set PRESENCE_DEV_MODE=true for development):\n  - "
+                 + "\n  - ".join(problems))
     uvicorn.run(
         create_app(settings),
         host=settings.http_host,
@@ -87,6 +90,7 @@ def _edge(args: argparse.Namespace) -> None:
 def _up(args: argparse.Namespace) -> None:
     env = dict(os.environ)
     env.setdefault("PRESENCE_JWT_SECRET", secrets.token_urlsafe(32))
+    env.setdefault("PRESENCE_DEV_MODE", "true")  # a laptop stack: one broker, memory tables
     children: list[subprocess.Popen[bytes]] = []
     if "KAFKA_BOOTSTRAP_SERVERS" not in env:
         port = int(env.get("PRESENCE_BROKER_PORT", DEFAULT_BROKER_PORT))

@@ -40,6 +40,20 @@ class EdgeSettings:
     batch_linger_ms: float = 1.0
     fetch_wait_ms: int = 5
     idempotent_producer: bool = True
+    dev_mode: bool = False
+
+    def unsafe(self) -> list[str]:
+        """What would lose or duplicate acknowledged updates on a real cluster; empty in dev mode."""
+        if self.dev_mode:
+            return []
+        problems = []
+        if not self.idempotent_producer:
+            problems.append("producer without idempotence (PRESENCE_IDEMPOTENT_PRODUCER=false)")
+        if len(self.jwt_secret) < 32:
+            problems.append("PRESENCE_JWT_SECRET shorter than 32 characters")
+        if self.open_channels:
+            problems.append("tokens without a `channels` claim may join every channel (PRESENCE_OPEN_CHANNELS)")
+        return problems
 
     @property
     def timeout_ms(self) -> int:
@@ -89,4 +103,5 @@ class EdgeSettings:
             batch_linger_ms=config("PRESENCE_BATCH_LINGER_MS", cast=float, default=cls.batch_linger_ms),
             fetch_wait_ms=config("PRESENCE_FETCH_WAIT_MS", cast=int, default=cls.fetch_wait_ms),
             idempotent_producer=config("PRESENCE_IDEMPOTENT_PRODUCER", cast=bool, default=True),
+            dev_mode=config("PRESENCE_DEV_MODE", cast=bool, default=False),
         )

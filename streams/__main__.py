@@ -6,7 +6,7 @@ import os
 import sys
 
 from streams import agents, sweeper  # noqa: F401  (registers the agents and the timer)
-from streams.app import app
+from streams.app import app, settings
 from streams.tuning import quiet_loggers
 
 # PRESENCE_LOG_LEVEL is shared with the edge, which spells it "warning".
@@ -20,5 +20,8 @@ async def _quiet() -> None:
 
 
 if __name__ == "__main__":
+    if problems := settings.unsafe():
+        sys.exit("refusing to start with unsafe settings (set PRESENCE_DEV_MODE=true for development):\n  - "
+                 + "\n  - ".join(problems))
     sys.argv = [sys.argv[0], "worker", "--without-web", "--loglevel", LEVEL, *sys.argv[1:]]
     app.main()

@@ -15,10 +15,10 @@ set_fetch_wait(settings.fetch_wait_ms)
 app = faust.App(
     "presence",
     broker=f"kafka://{settings.bootstrap_servers}",
-    store="memory://",
+    store=settings.table_store,
     datadir=settings.datadir,
     topic_partitions=settings.partitions,
-    topic_replication_factor=1,
+    topic_replication_factor=settings.replication_factor,
     table_standby_replicas=0,
     producer_acks=-1,
     # One record per produced batch keeps changelog recovery exact on a broker that misreports

@@ -19,6 +19,20 @@ class WorkerSettings:
     one_record_batches: bool
     session_timeout_s: float
     datadir: str
+    dev_mode: bool
+    table_store: str
+    replication_factor: int
+
+    def unsafe(self) -> list[str]:
+        """What would lose state or acknowledged updates on a real cluster; empty in dev mode."""
+        if self.dev_mode:
+            return []
+        problems = []
+        if self.replication_factor < 3:
+            problems.append(f"replication factor {self.replication_factor} for topics and changelogs (want >= 3)")
+        if self.table_store.startswith("memory"):
+            problems.append("in-memory table store (set PRESENCE_TABLE_STORE=rocksdb://)")
+        return problems
 
     @classmethod
     def from_env(cls) -> WorkerSettings:
@@ -33,4 +47,7 @@ class WorkerSettings:
             one_record_batches=env.get("PRESENCE_ONE_RECORD_BATCHES", "true").lower() in ("1", "true", "yes"),
             session_timeout_s=float(env.get("PRESENCE_SESSION_TIMEOUT_S", "10")),
             datadir=env.get("PRESENCE_WORKER_DATADIR", f"/tmp/presence-{worker_id}"),
+            dev_mode=env.get("PRESENCE_DEV_MODE", "false").lower() in ("1", "true", "yes"),
+            table_store=env.get("PRESENCE_TABLE_STORE", "memory://"),
+            replication_factor=int(env.get("PRESENCE_REPLICATION_FACTOR", "1")),
         )

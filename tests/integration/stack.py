@@ -92,6 +92,7 @@ class Stack:
             "PRESENCE_RECONNECT_GRACE_S": str(GRACE_S),
             "PRESENCE_SWEEP_INTERVAL_S": "0.2",
             "PRESENCE_SESSION_TIMEOUT_S": "6",
+            "PRESENCE_DEV_MODE": "true",
             "PRESENCE_POLICY_FILE": str(Path(__file__).with_name("policy.json")),
             "PRESENCE_BATCH_ABOVE_MEMBERS": str(BATCH_ABOVE_MEMBERS),
             "PRESENCE_ALLOWED_ORIGINS": ALLOWED_ORIGIN,
