@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import socket
 import subprocess
 import time
@@ -46,7 +47,11 @@ def start_embedded_broker(port: int) -> subprocess.Popen[bytes]:
     raise RuntimeError("embedded broker did not listen within 15 s")
 
 
-async def create_topics(bootstrap: str, partitions: int, specs: Iterable[TopicSpec] = ALL) -> None:
+async def create_topics(
+    bootstrap: str, partitions: int, specs: Iterable[TopicSpec] = ALL, replication_factor: int | None = None
+) -> None:
+    if replication_factor is None:
+        replication_factor = int(os.environ.get("PRESENCE_REPLICATION_FACTOR", "1"))
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
@@ -56,7 +61,8 @@ async def create_topics(bootstrap: str, partitions: int, specs: Iterable[TopicSp
                 config["retention.ms"] = str(spec.retention_ms)
             with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(
-                    [NewTopic(spec.name, num_partitions=partitions, replication_factor=1, topic_configs=config)]
+                    [NewTopic(spec.name, num_partitions=partitions, replication_factor=replication_factor,
+                              topic_configs=config)]
                 )
     finally:
         await admin.close()

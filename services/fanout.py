@@ -35,6 +35,9 @@ class Fanout:
 
     def subscribe(self, channel: str, subscriber: Subscriber) -> None:
         self._subscribers[channel].add(subscriber)
+        pending = self._pending.get(channel)
+        if pending is not None:  # its snapshot is newer than the batch's start: it gets a snapshot instead
+            pending.fresh.add(subscriber)
 
     def unsubscribe(self, channel: str, subscriber: Subscriber) -> None:
         subscribers = self._subscribers.get(channel)
@@ -57,8 +60,12 @@ class Fanout:
 
     def _flush(self, channel: str) -> None:
         batch = self._pending.pop(channel, None)
-        if batch is not None:
-            self._send(channel, batch.frame())
+        if batch is None:
+            return
+        frame = batch.frame()
+        snapshot = snapshot_frame(batch.last) if batch.fresh else b""
+        for subscriber in tuple(self._subscribers.get(channel, ())):
+            subscriber.push(snapshot if subscriber in batch.fresh else frame)
 
     def _send(self, channel: str, frame: bytes) -> None:
         for subscriber in tuple(self._subscribers.get(channel, ())):
@@ -73,6 +80,7 @@ class _Batch:
         self.present_before = {m.user_id for m in first.members} - {m.user_id for m in first.joins}
         self.present_before |= {d.user_id for d in first.leaves}
         self.last = first
+        self.fresh: set[Subscriber] = set()  # subscribed during the window, after a newer snapshot
         self.members: dict[str, dict[str, Any]] = {}
         self.departures: dict[str, dict[str, Any]] = {}
         self._merge(first)

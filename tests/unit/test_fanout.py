@@ -61,3 +61,14 @@ async def test_unsubscribed_channels_cost_nothing() -> None:
     fanout.unsubscribe("c", inbox)
     fanout.publish(view(1, ["a"], joins=["a"]), 0)
     assert inbox.frames == []
+
+
+async def test_a_subscriber_joining_during_a_window_gets_a_snapshot_not_an_overlapping_batch() -> None:
+    fanout, early, late = Fanout(batch_above=2, batch_window_s=0.02), Inbox(), Inbox()
+    fanout.subscribe("c", early)
+    fanout.publish(view(5, ["a", "b", "c"], joins=["c"]), 4)
+    fanout.subscribe("c", late)  # it was just sent the snapshot at seq 5
+    fanout.publish(view(6, ["a", "b", "c", "d"], joins=["d"]), 5)
+    await asyncio.sleep(0.05)
+    assert [(f["type"], f["seq"]) for f in early.frames] == [("presence.batch", 6)]
+    assert [(f["type"], f["seq"]) for f in late.frames] == [("presence.snapshot", 6)]
