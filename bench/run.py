@@ -39,6 +39,7 @@ from bench.timeline import Timeline
 from services.broker import free_port
 
 RESULTS = ROOT / "bench" / "results"
+REPLAY_MAX_RECORDS = 20_000  # records of presence.events replayed after the run (the first ones)
 WORKLOADS = ("floors", "idle", "steady", "rest", "ramp", "burst", "churn")
 
 
@@ -58,10 +59,10 @@ class Sizes:
     ramp_step_s: float = 15.0
     drain_s: float = 30.0
     burst_drain_s: float = 180.0
-    settle_s: float = 240.0
+    settle_s: float = 180.0
     connect_concurrency: int = 100
     populate_s: float = 300.0
-    quiesce_s: float = 120.0  # longest wait for the previous workload's backlog before the next one
+    quiesce_s: float = 60.0  # longest wait for the previous workload's backlog before the next one
 
 
 REFERENCE = Sizes()
@@ -119,7 +120,19 @@ def machine() -> dict[str, Any]:
         "platform": platform.platform(),
         "loadavg_at_start": os.getloadavg(),
         "date_utc": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
+        "git": _git(),
     }
+
+
+def _git() -> dict[str, Any]:
+    def run(*args: str) -> str:
+        try:
+            return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10).stdout.strip()
+        except (OSError, subprocess.TimeoutExpired):
+            return ""
+
+    dirty = [line for line in run("status", "--short").splitlines() if not line[3:].startswith("bench/")]
+    return {"head": run("rev-parse", "--short", "HEAD"), "dirty_outside_bench": dirty}
 
 
 def log(msg: str) -> None:
@@ -511,7 +524,9 @@ class Run:
         log("census of the topics (after the load) ...")
         values: list[bytes] = []
         self.results["census"] = await census(self.stack.bootstrap, windows, keep_events=values)
-        log(f"replaying {len(values):,} records of presence.events through the pure cores ...")
+        records = len(values)
+        values = values[:REPLAY_MAX_RECORDS]
+        log(f"replaying {len(values):,} of {records:,} records of presence.events through the pure cores ...")
         self.results["replay"] = replay(values)
         log(f"replay: {self.results['replay']['core_events_per_s'] or 0:,.0f} events/s (stage 1 core)")
 
@@ -667,6 +682,8 @@ def markdown(r: dict[str, Any], name: str) -> str:
         f"- machine: {m['nproc']} cores ({m['cpu_model']}), {m['memory_gib']} GiB, Python {m['python']},"
         f" {m['platform']}; load average at start {m['loadavg_at_start']}, at end {m.get('loadavg_at_end')}",
         f"- date: {m['date_utc']}; wall time {r.get('wall_s', 0):.0f} s",
+        f"- code: commit {m['git']['head']}" + (f", with uncommitted changes in {', '.join(x[3:] for x in m['git']['dirty_outside_bench'])}"
+                                              if m["git"]["dirty_outside_bench"] else ""),
         f"- sizes: `{orjson.dumps(r['sizes']).decode()}`",
         f"- stack: `{orjson.dumps(r['stack']).decode()}`",
         "",

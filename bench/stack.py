@@ -86,6 +86,8 @@ class Stack:
             "PRESENCE_HEARTBEAT_S": str(self.config.heartbeat_s),
             "PRESENCE_TIMEOUT_S": str(self.config.timeout_s),
             "PRESENCE_LOG_LEVEL": "warning",
+            # a one-broker benchmark: no idempotent producer, memory tables, open channels
+            "PRESENCE_DEV_MODE": "true",
             "PYTHONPATH": str(ROOT),
             **self.config.extra_env,
             **extra,

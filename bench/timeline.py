@@ -31,7 +31,8 @@ def _metrics(text: str) -> dict[str, float]:
         head, _, value = line.rpartition(" ")
         name = head.split("{", 1)[0]
         if name in ("presence_event_write_seconds_sum", "presence_event_write_seconds_count",
-                    "presence_events_written_total", "presence_ws_connections", "presence_ws_frames_out_total"):
+                    "presence_events_written_total", "presence_ws_connections", "presence_ws_frames_out_total",
+                    "presence_channel_views_total"):
             with contextlib.suppress(ValueError):
                 out[name] = out.get(name, 0.0) + float(value)
     return out
@@ -79,33 +80,44 @@ class Timeline:
         async with httpx.AsyncClient(timeout=5) as http:
             while True:
                 await asyncio.sleep(self.interval_s)
-                probe = asyncio.create_task(self._probe())
-                sample: dict[str, Any] = {"t": perf() - self.t0, "phase": self.harness.phase.name,
-                                          "wall": time.time()}
-                now = perf()
-                sample["frames_in_per_s"] = (self.harness.frames - last_frames) / (now - last_t)
-                last_frames, last_t = self.harness.frames, now
-                for port in self.edge_ports:
-                    try:
-                        m = _metrics((await http.get(f"http://127.0.0.1:{port}/metrics")).text)
-                    except httpx.HTTPError:
-                        continue
-                    p = previous.get(port)
-                    if p is not None:
-                        dc = m.get("presence_event_write_seconds_count", 0) - p.get("presence_event_write_seconds_count", 0)
-                        ds = m.get("presence_event_write_seconds_sum", 0) - p.get("presence_event_write_seconds_sum", 0)
-                        dt = max(1e-9, m["_t"] - p["_t"]) if "_t" in p else self.interval_s
-                        sample[f"edge:{port} write_mean_ms"] = 1000 * ds / dc if dc else None
-                        sample[f"edge:{port} events_written_per_s"] = (
-                            m.get("presence_events_written_total", 0) - p.get("presence_events_written_total", 0)) / dt
-                        sample[f"edge:{port} frames_out_per_s"] = (
-                            m.get("presence_ws_frames_out_total", 0) - p.get("presence_ws_frames_out_total", 0)) / dt
-                    sample[f"edge:{port} connections"] = m.get("presence_ws_connections")
-                    m["_t"] = perf()
-                    previous[port] = m
-                latency = await probe
-                sample["broker_produce_ack_ms"] = None if latency is None else latency * 1000
-                self.samples.append(sample)
+                try:
+                    last_frames, last_t = await self._sample(http, previous, last_frames, last_t)
+                except Exception as exc:  # noqa: BLE001  a sampler must not end the run
+                    self.samples.append({"t": perf() - self.t0, "phase": self.harness.phase.name,
+                                         "error": repr(exc)})
+
+    async def _sample(self, http: httpx.AsyncClient, previous: dict[int, dict[str, float]], last_frames: int,
+                      last_t: float) -> tuple[int, float]:
+        probe = asyncio.create_task(self._probe())
+        sample: dict[str, Any] = {"t": perf() - self.t0, "phase": self.harness.phase.name,
+                                  "wall": time.time()}
+        now = perf()
+        sample["frames_in_per_s"] = (self.harness.frames - last_frames) / (now - last_t)
+        last_frames, last_t = self.harness.frames, now
+        for port in self.edge_ports:
+            try:
+                m = _metrics((await http.get(f"http://127.0.0.1:{port}/metrics")).text)
+            except httpx.HTTPError:
+                continue
+            m["_t"] = perf()
+            p = previous.get(port)
+            if p is not None:
+                dc = m.get("presence_event_write_seconds_count", 0) - p.get("presence_event_write_seconds_count", 0)
+                ds = m.get("presence_event_write_seconds_sum", 0) - p.get("presence_event_write_seconds_sum", 0)
+                dt = max(1e-9, m["_t"] - p["_t"])
+                sample[f"edge:{port} write_mean_ms"] = 1000 * ds / dc if dc else None
+                sample[f"edge:{port} events_written_per_s"] = (
+                    m.get("presence_events_written_total", 0) - p.get("presence_events_written_total", 0)) / dt
+                sample[f"edge:{port} channel_views_applied_per_s"] = (
+                    m.get("presence_channel_views_total", 0) - p.get("presence_channel_views_total", 0)) / dt
+                sample[f"edge:{port} frames_out_per_s"] = (
+                    m.get("presence_ws_frames_out_total", 0) - p.get("presence_ws_frames_out_total", 0)) / dt
+            sample[f"edge:{port} connections"] = m.get("presence_ws_connections")
+            previous[port] = m
+        latency = await probe
+        sample["broker_produce_ack_ms"] = None if latency is None else latency * 1000
+        self.samples.append(sample)
+        return last_frames, last_t
 
     def plot(self, path: Any) -> None:
         import matplotlib
@@ -128,10 +140,12 @@ class Timeline:
                           fontsize=9)
         for key in sorted({k for s in self.samples for k in s if k.endswith("events_written_per_s")}):
             axes[1].plot(t, [s.get(key) for s in self.samples], "-", linewidth=0.8, label=key)
-        axes[1].set_ylabel("events/s")
+        for key in sorted({k for s in self.samples for k in s if k.endswith("channel_views_applied_per_s")}):
+            axes[1].plot(t, [s.get(key) for s in self.samples], "--", linewidth=0.8, label=key)
+        axes[1].set_ylabel("per s")
         axes[1].legend(fontsize=7)
-        axes[1].set_title("events written to presence.events by the edges", fontsize=9)
-        axes[2].plot(t, [s["frames_in_per_s"] for s in self.samples], "-", linewidth=0.8,
+        axes[1].set_title("in: events written by the edges; out: channel views from the processor", fontsize=9)
+        axes[2].plot(t, [s.get("frames_in_per_s") for s in self.samples], "-", linewidth=0.8,
                      label="frames received by the load generator")
         for key in sorted({k for s in self.samples for k in s if k.endswith("frames_out_per_s")}):
             axes[2].plot(t, [s.get(key) for s in self.samples], "--", linewidth=0.8, label=key)

@@ -67,7 +67,16 @@ USERS = TopicSpec(
     description="User views: the latest record of a user is its status, last seen, devices and metadata.",
 )
 
-ALL = (EVENTS, CHANGES, CHANNEL_CHANGES, CHANNELS, USERS)
+DEAD_LETTERS = TopicSpec(
+    name="presence.dead-letters",
+    key="the failed record's key",
+    value="DeadLetter",
+    cleanup_policy="delete",
+    retention_ms=30 * DAY_MS,
+    description="Records the processor could not decode or apply, with the error; the partition goes on.",
+)
+
+ALL = (EVENTS, CHANGES, CHANNEL_CHANGES, CHANNELS, USERS, DEAD_LETTERS)
 
 
 def partition_for(key: str, partitions: int) -> int:

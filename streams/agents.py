@@ -14,7 +14,8 @@ from typing import Any
 
 from schemas.changes import Change, MemberJoined, MemberLeft, MemberTyping, MemberUpdated
 from schemas.codec import DecodeError, decode, decode_change, encode
-from schemas.events import EventBatch, PresenceUpdated
+from schemas.dead_letters import DeadLetter
+from schemas.events import Event, EventBatch, PresenceUpdated
 from streams import progress
 from streams.app import (
     app,
@@ -22,7 +23,9 @@ from streams.app import (
     channel_changes_topic,
     channels,
     channels_topic,
+    dead_letters_topic,
     events_topic,
+    settings,
     users,
     users_topic,
 )
@@ -35,28 +38,44 @@ log = logging.getLogger(__name__)
 @app.agent(events_topic)
 async def fold_events(stream: Any) -> None:
     async for record in stream.events():
+        message = record.message
         try:
             batch = decode(record.value, EventBatch)
         except DecodeError as exc:
-            log.error("skipping undecodable record at %s/%s: %s", record.message.partition,
-                      record.message.offset, exc)
+            await _dead_letter(message, record.value, exc)
             continue
         for event in batch.events:
-            before = users.get(event.user_id)
-            after, changes = apply(before, event)
-            if after is before:
-                continue
-            users[event.user_id] = after
-            for change in changes:
-                await _publish(change)
-            view = user_view(after, event.event_id)
-            # Every update is answered with a view, even one that changed nothing visible, so an
-            # edge waiting to read its write sees it applied.
-            updated = isinstance(event, PresenceUpdated)
-            if updated or before is None or replace(user_view(before), event_id=view.event_id) != view:
-                await users_topic.send(key=event.user_id.encode(), value=encode(view))
+            try:
+                await _fold(event)
+            except Exception as exc:  # one event that breaks the fold must not stop its partition
+                await _dead_letter(message, encode(event), exc)
         last_at = max((e.at for e in batch.events), default=0)
-        progress.processed(record.message.partition, record.message.offset, last_at)
+        progress.processed(message.partition, message.offset, last_at)
+
+
+async def _fold(event: Event) -> None:
+    before = users.get(event.user_id)
+    after, changes = apply(before, event)
+    if after is before:
+        return
+    users[event.user_id] = after
+    for change in changes:
+        await _publish(change)
+    view = user_view(after, event.event_id)
+    # Every update is answered with a view, even one that changed nothing visible, so an edge
+    # waiting to read its write sees it applied.
+    updated = isinstance(event, PresenceUpdated)
+    if updated or before is None or replace(user_view(before), event_id=view.event_id) != view:
+        await users_topic.send(key=event.user_id.encode(), value=encode(view))
+
+
+async def _dead_letter(message: Any, value: bytes, exc: Exception) -> None:
+    log.error("dead letter from %s/%s/%s: %r", message.topic, message.partition, message.offset, exc)
+    letter = DeadLetter(
+        topic=message.topic, partition=message.partition, offset=message.offset, error=repr(exc),
+        value=value.decode(errors="replace"), worker_id=settings.worker_id,
+    )
+    await dead_letters_topic.send(key=message.key, value=encode(letter))
 
 
 async def _publish(change: Change) -> None:
@@ -68,15 +87,15 @@ async def _publish(change: Change) -> None:
 
 @app.agent(channel_changes_topic)
 async def fold_member_changes(stream: Any) -> None:
-    async for value in stream:
+    async for record in stream.events():
         try:
-            change = decode_change(decode(value, dict))
-        except DecodeError as exc:
-            log.error("skipping undecodable member change: %s", exc)
+            change = decode_change(decode(record.value, dict))
+            if not isinstance(change, MemberJoined | MemberUpdated | MemberLeft | MemberTyping):
+                raise DecodeError(f"{change.type} is not a member change")
+            state, view = apply_member_change(channels.get(change.channel), change)
+        except Exception as exc:  # as above: the partition goes on
+            await _dead_letter(record.message, record.value, exc)
             continue
-        if not isinstance(change, MemberJoined | MemberUpdated | MemberLeft | MemberTyping):
-            continue
-        state, view = apply_member_change(channels.get(change.channel), change)
         if view is not None:
             channels[change.channel] = state
             await channels_topic.send(key=change.channel.encode(), value=encode(view))

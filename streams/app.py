@@ -50,6 +50,7 @@ changes_topic = _topic(topics.CHANGES)
 channel_changes_topic = _topic(topics.CHANNEL_CHANGES)
 channels_topic = _topic(topics.CHANNELS)
 users_topic = _topic(topics.USERS)
+dead_letters_topic = _topic(topics.DEAD_LETTERS)
 
 
 class StateTable(faust.Table):

@@ -24,6 +24,7 @@ from referencing import Registry, Resource
 from schemas import topics
 from schemas.changes import CHANGE_TYPES, Change, ChannelView, Departure, Member, UserView
 from schemas.codec import DecodeError, decode, encode, from_builtins, to_builtins
+from schemas.dead_letters import DeadLetter
 from schemas.events import EVENT_TYPES, SCHEMA_VERSION, Event, EventBatch
 from schemas.state import ChannelState, Connection, UserPresence
 
@@ -37,6 +38,7 @@ TOPIC_SCHEMAS = {
     "presence.channel-changes": "change.v1.json",
     "presence.channels": "channel-view.v1.json",
     "presence.users": "user-view.v1.json",
+    "presence.dead-letters": "dead-letter.v1.json",
     "presence-users-changelog": "user-presence.v1.json",
     "presence-channels-changelog": "channel-state.v1.json",
 }
@@ -47,6 +49,7 @@ FILES: dict[str, tuple[type, tuple[type, ...]]] = {
     "change.v1.json": (Change, (*CHANGE_TYPES.values(), Member)),
     "channel-view.v1.json": (ChannelView, (ChannelView, Member, Departure)),
     "user-view.v1.json": (UserView, (UserView,)),
+    "dead-letter.v1.json": (DeadLetter, (DeadLetter,)),
     "user-presence.v1.json": (UserPresence, (UserPresence, Connection)),
     "channel-state.v1.json": (ChannelState, (ChannelState, Member)),
 }
