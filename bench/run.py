@@ -90,6 +90,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--profile", action="store_true",
                    help="py-spy record the workers and edges during steady (perturbs the figures)")
     p.add_argument("--env", nargs="*", default=[], metavar="NAME=VALUE", help="extra env for workers and edges")
+    p.add_argument("--floor-one-record-batches", choices=("true", "false"), default="true",
+                   help="the Kafka floor's relay produces one record per batch, like the worker on the embedded broker")
     p.add_argument("--label", default="", help="added to the results folder name")
     p.add_argument("--seed", type=int, default=1)
     return p.parse_args(argv)
@@ -160,7 +162,7 @@ class Run:
         self.results: dict[str, Any] = {
             "command": " ".join(["python -m bench.run", *sys.argv[1:]]),
             "sizes": asdict(self.sizes),
-            "stack": {"workers": args.workers, "edges": args.edges, "partitions": args.partitions,
+            "stack": {"floor_one_record_batches": args.floor_one_record_batches, "workers": args.workers, "edges": args.edges, "partitions": args.partitions,
                       "heartbeat_s": args.heartbeat_s, "timeout_s": args.timeout_s, "extra_env": extra_env},
             "machine": machine(),
             "phases": {},
@@ -222,6 +224,8 @@ class Run:
             await self.wait_flowing()
             if "floors" not in self.skip:
                 await self.floors()
+            if set(WORKLOADS[1:]) <= self.skip:
+                return await self.finish_run()
             await self.population()
             if "idle" not in self.skip:
                 await self.idle()
@@ -233,11 +237,7 @@ class Run:
                 await self.burst()
             if "churn" not in self.skip:
                 await self.churn()
-            log("closing the population ...")
-            await self.harness.close_all(clean=False)
-            await self.harness.stop_background()
-            await self.timeline.stop()
-            await self.after()
+            await self.finish_run()
         finally:
             self.results["wall_s"] = perf() - t_start
             self.results["machine"]["loadavg_at_end"] = os.getloadavg()
@@ -250,6 +250,14 @@ class Run:
             self.stack.stop()
             self.monitor.stop()
             self.write()
+
+    async def finish_run(self) -> None:
+        log("closing the population ...")
+        await self.harness.close_all(clean=False)
+        await self.harness.stop_background()
+        if self.timeline is not None:
+            await self.timeline.stop()
+        await self.after()
 
     async def wait_flowing(self, timeout_s: float = 120) -> None:
         """Presence flows once a probe's own join comes back as a diff through the processor."""
@@ -277,7 +285,7 @@ class Run:
         for hops in (2, 3):
             phase, _ = self.begin(f"floor: Kafka {hops}-hop")
             await kafka_floor(phase, self.stack.bootstrap, self.args.partitions, hops, s.rate, s.floor_s, self.logs,
-                              self.monitor)
+                              self.monitor, one_record=self.args.floor_one_record_batches == "true")
             self.phases.append(phase)
             self.results["phases"][phase.name] = summary = report.summarize(phase)
             log(f"{phase.name}: p50 {report._f(summary['latency']['p50_ms'])} ms,"

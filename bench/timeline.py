@@ -137,7 +137,7 @@ class Timeline:
         axes[0].set_ylabel("ms")
         axes[0].legend(fontsize=7)
         axes[0].set_title("Kafka acknowledgement latency (probe producer; edge event writes, mean per interval)",
-                          fontsize=9)
+                          fontsize=9, pad=34)
         for key in sorted({k for s in self.samples for k in s if k.endswith("events_written_per_s")}):
             axes[1].plot(t, [s.get(key) for s in self.samples], "-", linewidth=0.8, label=key)
         for key in sorted({k for s in self.samples for k in s if k.endswith("channel_views_applied_per_s")}):

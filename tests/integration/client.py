@@ -22,12 +22,15 @@ class Client:
         self.views: dict[str, dict[str, Any]] = {}  # channel -> {"seq": int, "members": {user_id: member}}
         self._arrived = asyncio.Condition()
         self._ws: Any = None
+        self.user_id = ""
         self._reader: asyncio.Task[None] | None = None
 
     async def connect(self) -> Frame:
         self._ws = await websockets.connect(self.url)
         self._reader = asyncio.create_task(self._read())
-        return await self.next(lambda f: f["type"] == "welcome")
+        welcome = await self.next(lambda f: f["type"] == "welcome")
+        self.user_id = welcome["user_id"]
+        return welcome
 
     async def send(self, **frame: Any) -> None:
         await self._ws.send(orjson.dumps(frame).decode())

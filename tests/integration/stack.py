@@ -124,9 +124,9 @@ class Stack:
         self.workers.append(worker)
         return worker
 
-    def kill_worker(self, worker: subprocess.Popen[bytes]) -> None:
-        worker.send_signal(signal.SIGKILL)
-        worker.wait(timeout=10)
+    def stop_worker(self, worker: subprocess.Popen[bytes]) -> None:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(timeout=30)
 
     async def _wait_ready(self, timeout_s: float = 60) -> None:
         deadline = time.monotonic() + timeout_s
