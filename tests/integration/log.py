@@ -8,6 +8,10 @@ import time
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
+from schemas.codec import DecodeError, decode
+from schemas.events import Event, EventBatch
+from schemas.topics import EVENTS
+
 
 async def read_all(bootstrap: str, topic: str, timeout_s: float = 30) -> list[ConsumerRecord]:
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=5)
@@ -35,3 +39,15 @@ async def read_all(bootstrap: str, topic: str, timeout_s: float = 30) -> list[Co
         return records
     finally:
         await consumer.stop()
+
+
+async def logged_events(bootstrap: str) -> list[Event]:
+    """Every event in `presence.events`, in log order per partition; records the processor sets
+    aside as dead letters (they do not decode) are skipped, as the processor skips them."""
+    events: list[Event] = []
+    for record in sorted(await read_all(bootstrap, EVENTS.name), key=lambda r: (r.partition, r.offset)):
+        try:
+            events.extend(decode(record.value, EventBatch).events)
+        except DecodeError:
+            continue
+    return events

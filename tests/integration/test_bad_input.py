@@ -8,9 +8,7 @@ import httpx
 import pytest
 import websockets
 
-from schemas.codec import decode
-from schemas.events import EventBatch
-from tests.integration.log import read_all
+from tests.integration.log import logged_events
 from tests.integration.stack import SECRET, Stack
 
 
@@ -54,8 +52,7 @@ async def test_join_to_a_channel_the_token_forbids_writes_nothing(stack: Stack, 
     assert (await client.error(after=before))["code"] == "auth.channel_forbidden"
     allowed = await client.join("team-blue")
     assert allowed["channel"] == "team-blue"
-    events = [e for r in await read_all(stack.bootstrap, "presence.events")
-              for e in decode(r.value, EventBatch).events if e.user_id == user_id]
+    events = [e for e in await logged_events(stack.bootstrap) if e.user_id == user_id]
     channels = {getattr(e, "channel", None) for e in events} - {None}
     assert channels == {"team-blue"}
 
@@ -110,8 +107,7 @@ async def test_rest_update_rejects_bad_bodies(stack: Stack, body: bytes, code: s
             headers={"Authorization": f"Bearer {stack.token(user_id)}", "Content-Type": "application/json"},
         )
     assert (answer.status_code, answer.json()["error"]["code"]) == (status, code)
-    written = [e for r in await read_all(stack.bootstrap, "presence.events")
-               for e in decode(r.value, EventBatch).events if e.user_id == user_id]
+    written = [e for e in await logged_events(stack.bootstrap) if e.user_id == user_id]
     assert written == []
 
 

@@ -10,18 +10,16 @@ import asyncio
 import time
 
 from schemas.codec import decode
-from schemas.events import EventBatch
 from schemas.state import UserPresence
 from streams.core import apply
-from tests.integration.log import read_all
+from tests.integration.log import logged_events, read_all
 from tests.integration.stack import Stack
 
 
 async def replayed_and_live(stack: Stack) -> tuple[dict[str, UserPresence], dict[str, UserPresence]]:
     replayed: dict[str, UserPresence] = {}
-    for record in sorted(await read_all(stack.bootstrap, "presence.events"), key=lambda r: (r.partition, r.offset)):
-        for event in decode(record.value, EventBatch).events:
-            replayed[event.user_id], _ = apply(replayed.get(event.user_id), event)
+    for event in await logged_events(stack.bootstrap):
+        replayed[event.user_id], _ = apply(replayed.get(event.user_id), event)
     live: dict[str, UserPresence] = {}
     for record in sorted(await read_all(stack.bootstrap, "presence-users-changelog"), key=lambda r: r.offset):
         live[record.key.decode()] = decode(record.value, UserPresence)

@@ -6,10 +6,9 @@ import asyncio
 import time
 import uuid
 
-from schemas.codec import decode
-from schemas.events import EventBatch, TypingStarted
+from schemas.events import TypingStarted
 from tests.integration.frames import diff_with, typing_is, user
-from tests.integration.log import read_all
+from tests.integration.log import logged_events
 from tests.integration.stack import Stack
 
 
@@ -59,8 +58,7 @@ async def test_typing_on_every_keystroke_writes_at_most_one_event_per_second(
         await asyncio.sleep(0.05)
     elapsed = time.monotonic() - started
     await watcher.next(typing_is(channel, [typist_id]))
-    starts = [e for r in await read_all(stack.bootstrap, "presence.events")
-              for e in decode(r.value, EventBatch).events
+    starts = [e for e in await logged_events(stack.bootstrap)
               if isinstance(e, TypingStarted) and e.user_id == typist_id]
     assert 1 <= len(starts) <= int(elapsed) + 1
 
