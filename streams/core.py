@@ -72,11 +72,16 @@ def due_events(state: UserPresence, now: int, sweeper_id: str) -> list[Event]:
     """The expiry events due by `now`: connection timeouts, typing expiries, status expiry, auto-away.
 
     Ids are derived from the deadline, so sweeping twice before the first one is applied writes a
-    duplicate that `apply` ignores.
+    duplicate that `apply` ignores (from the sweep time instead if that id was used already: see below).
     """
 
     def expiry(cls: type[Event], deadline: int, connection_id: str = "", **fields: str) -> Event:
         key = ":".join((cls.type, state.user_id, connection_id, *fields.values(), str(deadline)))
+        if key in state.recent_event_ids:
+            # That deadline was swept before and the sweep lost (the deadline moved, then came back:
+            # a timeout set and set back). `apply` would drop the same id as a duplicate for as long as
+            # it remembers it, keeping what expired (a dead connection) meanwhile: the sweep time stands in.
+            key = ":".join((cls.type, state.user_id, connection_id, *fields.values(), str(now)))
         return cls(event_id=key, user_id=state.user_id, connection_id=connection_id, edge_id=sweeper_id, at=now,
                    **fields)
 
@@ -199,7 +204,7 @@ def _updated(state: UserPresence, e: PresenceUpdated) -> UserPresence:
     )
     if e.timeout_ms is not None:
         changed = replace(changed, connections=tuple(replace(c, timeout_ms=e.timeout_ms) for c in state.connections))
-    if changed == state:
+    if changed == state and not (state.idle and state.online):  # while auto-away, even this is activity
         return state
     # Going invisible is the moment the user was last seen; coming back is seen at once.
     return replace(_active(changed, e), last_seen=_seen(state if state.visible else changed, e.at))

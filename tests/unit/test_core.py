@@ -482,7 +482,8 @@ def test_connection_opened_again_for_a_known_connection_is_ignored() -> None:
     assert_noop(before, opened("c1", 50, status="away", eid="reopen"))
 
 
-# due_events: connection timeouts (typing, status and idle expiries: tests/unit/test_core_expiry.py)
+# due_events: connection timeouts (typing, status and idle expiries: test_core_typing.py, test_core_status.py,
+# test_core_idle.py; all at once: test_core_timeouts.py)
 
 
 def test_due_events_lists_only_overdue_connections_with_ids_from_the_deadline() -> None:

@@ -239,3 +239,20 @@ def test_auto_away_of_an_invisible_user_announces_nothing() -> None:
 
     assert idle_events(before, 10**8) == []
     assert_noop(before, idled(10**8, deadline=IDLE + 20))
+
+
+def test_presence_updated_online_while_auto_away_shows_the_user_online() -> None:
+    # The chosen status is online already, but choosing it again is activity: it ends auto-away.
+    before, _ = run(opened("c1", 0, idle_after=IDLE), joined("c1", "room", 10), idled(IDLE + 10, deadline=IDLE + 10))
+    e = updated(70_000, status="online")
+
+    state, changes = apply(before, e)
+
+    assert state == expect(before, e, idle=False, last_seen=70_000,
+                           connections=(connection("c1", 0, channels=("room",), last_active=70_000),))
+    assert changes == [
+        UserStatusChanged(change_id=cid(e, 0), user_id="u", at=70_000, status="online", previous="away"),
+        MemberUpdated(change_id=cid(e, 1), user_id="u", at=70_000, channel="room",
+                      member=view(joined_at=10, last_seen=70_000)),
+    ]
+    assert idle_events(state, 130_000) == ["user.idled:u::130000"]

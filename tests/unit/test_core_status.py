@@ -155,11 +155,16 @@ def test_a_later_status_update_cancels_the_pending_expiry() -> None:
 
     state, changes = apply(before, e)
 
-    assert state.status_expires_at is None
-    assert [type(c) for c in changes] == [UserStatusChanged, MemberUpdated]
+    assert state == expect(before, e, status="away", status_expires_at=None, last_seen=50_000,
+                           connections=(connection("c1", 0, channels=("room",), last_active=50_000,
+                                                   timeout=10**9),))
+    assert changes == [
+        UserStatusChanged(change_id=cid(e, 0), user_id="u", at=50_000, status="away", previous="busy"),
+        MemberUpdated(change_id=cid(e, 1), user_id="u", at=50_000, channel="room",
+                      member=view(joined_at=10, last_seen=50_000, status="away")),
+    ]
     assert due_events(state, 10**8, "sweeper") == []
     assert_noop(state, expiry)
-    assert state.status == "away"
 
 
 def test_a_later_status_update_with_a_new_expiry_wins_over_a_sweep_of_the_old_one() -> None:
@@ -213,8 +218,8 @@ def test_an_invisible_user_connects_joins_and_leaves_without_announcements() -> 
                          closed("c2", 60), state=before)
 
     assert changes == []
-    assert state.status == "invisible"
-    assert not state.visible
+    assert (state.status, state.visible, state.status_text) == ("invisible", False, "hidden")
+    assert user_view(state) == UserView(user_id="u", status="offline", online=False, last_seen=10, connections=0)
 
 
 def test_presence_updated_text_alone_keeps_an_invisible_user_invisible() -> None:

@@ -162,3 +162,24 @@ def test_due_events_lists_timeouts_typing_status_and_idle_in_that_order() -> Non
                       at=40_000),
         UserIdled(event_id="user.idled:u::20300", user_id="u", connection_id="", edge_id="sweeper-1", at=40_000),
     ]
+
+
+def test_a_deadline_that_comes_back_after_its_sweep_lost_is_swept_again_with_a_new_id() -> None:
+    # c1 is dead (no heartbeats). Its sweep at 12_000 loses to a longer per-user timeout; the timeout
+    # is then set back, and the deadline with it. An id from the deadline alone would be that of the
+    # sweep already applied: dropped as a duplicate, it would leave c1 online for good.
+    before, _ = run(opened("c1", 0), updated(10, timeout=5_000, conn="rest:edge-1", eid="short"))
+    [lost] = due_events(before, 12_000, "sweeper")
+    state, _ = run(updated(11_000, timeout=60_000, conn="rest:edge-1", eid="long"), lost,
+                   updated(12_000, timeout=5_000, conn="rest:edge-1", eid="short-again"), state=before)
+    assert lost.event_id == "connection.timed_out:u:c1:5000"
+    assert state.connections[0].deadline == 5_000
+
+    due = due_events(state, 13_000, "sweeper")
+
+    assert due == [ConnectionTimedOut(event_id="connection.timed_out:u:c1:13000", user_id="u", connection_id="c1",
+                                      edge_id="sweeper", at=13_000)]
+    state, changes = apply(state, due[0])
+    assert not state.online
+    assert changes == [UserWentOffline(change_id=cid(due[0], 0), user_id="u", at=13_000, reason="timeout",
+                                       last_seen=12_000)]

@@ -176,7 +176,10 @@ def test_channel_left_by_one_of_two_connections_keeps_typing() -> None:
 
     state, changes = apply(before, e)
 
-    assert state.typing == {"room": 5_020}
+    assert state == expect(before, e, last_seen=30, connections=(
+        connection("c1", 0, last_active=30), connection("c2", 5, channels=("room",), last_active=15),
+    ))
+    assert state.typing == {"room": 5_020}  # the user is still in the channel
     assert changes == [MemberUpdated(change_id=cid(e, 0), user_id="u", at=30, channel="room",
                                      member=view(joined_at=10, last_seen=30, connections=1))]
 
