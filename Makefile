@@ -18,7 +18,7 @@ run: venv  ## broker + processor + edge until Ctrl-C
 test: venv  ## the whole suite, integration included; starts its own broker
 	$(BIN)/python -m pytest
 
-bench: venv  ## the benchmark of issue 4 at reference sizes (about 25 min); bench/results/, docs/benchmarks.md
+bench: venv  ## the benchmark of issue 4 at reference sizes (bounded, up to ~25 min); bench/results/, docs/benchmarks.md
 	$(BIN)/python -m bench.run
 
 bench-quick: venv  ## the same workloads at small sizes, under 2 minutes

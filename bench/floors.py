@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import sys
@@ -118,10 +119,8 @@ def fanout_app():  # type: ignore[no-untyped-def]
                             "updates": [member], "typing": [],
                         }).decode()
                         for peer in tuple(channels[channel]):
-                            try:
+                            with contextlib.suppress(Exception):  # a peer that went away
                                 await peer.send_text(frame)
-                            except Exception:  # noqa: BLE001  a peer that went away
-                                pass
         except WebSocketDisconnect:
             pass
         finally:

@@ -84,7 +84,7 @@ async def kafka_floor(phase: Phase, bootstrap: str, partitions: int, hops: int, 
             seq += 1
             await asyncio.sleep(1 / max(20, rate))
         deadline = perf() + drain_s
-        while warm and perf() < deadline:
+        while warm and perf() < deadline:  # noqa: ASYNC110  (a bounded poll)
             await asyncio.sleep(0.05)
         window = monitor.window()
         phase.t0 = perf()
@@ -106,7 +106,7 @@ async def kafka_floor(phase: Phase, bootstrap: str, partitions: int, hops: int, 
         phase.send_end = perf()
         phase.expected = phase.sent
         deadline = perf() + drain_s
-        while phase.received < phase.expected and perf() < deadline:
+        while phase.received < phase.expected and perf() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.05)
         phase.missing = phase.expected - phase.received
         phase.t_end = perf()
@@ -126,7 +126,7 @@ async def kafka_floor(phase: Phase, bootstrap: str, partitions: int, hops: int, 
 async def _wait_for_line(path: Path, text: str, timeout_s: float, process) -> None:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if path.exists() and text in path.read_text(errors="replace"):
+        if path.exists() and text in path.read_text(errors="replace"):  # noqa: ASYNC240  (a small log file)
             return
         if process.poll() is not None:
             raise RuntimeError(f"{path.name}: the process exited")

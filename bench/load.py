@@ -303,7 +303,7 @@ class Harness:
         except Exception as exc:  # noqa: BLE001
             phase.errors[f"connect: {type(exc).__name__}"] += 1
             if len(phase.notes.setdefault("connect error samples", [])) < 3:
-                phase.notes["connect error samples"].append(str(exc)[:200])
+                phase.notes["connect error samples"].append(repr(exc)[:200])
             return None
         self.serial += 1
         conn.idx, conn.user, conn.channel, conn.slot, conn.seen, conn.tag = self.serial, user, channel, slot, {}, 0
@@ -367,7 +367,7 @@ class Harness:
         t0 = perf()
         while True:
             behind = 0
-            for channel, members in self.members.items():
+            for members in self.members.values():
                 size = len(members)
                 behind += sum(1 for c in members if c.occupancy != size)
             if behind == 0 or perf() - t0 > timeout_s:

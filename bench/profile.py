@@ -11,16 +11,19 @@ FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>[^():]*)(?::(?P<line>\d+))?\)$")
 
 # Where a sample's time goes, judged by the innermost frame that matches (first rule wins per frame).
 CATEGORIES = [
-    ("logging", ("/logging/",)),
-    ("aiokafka", ("/aiokafka/",)),
-    ("faust + mode (stream machinery)", ("/faust/", "/mode/")),
-    ("uvicorn / websockets / starlette", ("/uvicorn/", "/websockets/", "/starlette/", "/httptools/")),
-    ("prometheus client", ("/prometheus_client/",)),
-    ("presence code: schemas (codec)", ("/schemas/",)),
-    ("presence code: streams", ("/streams/",)),
-    ("presence code: services", ("/services/",)),
-    ("asyncio / event loop", ("/asyncio/", "uvloop")),
+    ("waiting in epoll (idle)", ("selectors.py",)),
+    ("logging", ("logging/",)),
+    ("aiokafka (client, protocol, record batches)", ("aiokafka/",)),
+    ("faust + mode (stream machinery, tables)", ("faust/", "mode/")),
+    ("uvicorn / websockets / starlette", ("uvicorn/", "websockets/", "starlette/", "httptools/")),
+    ("prometheus client", ("prometheus_client/",)),
+    ("presence: schemas (codec)", ("schemas/",)),
+    ("presence: streams (agents, cores)", ("streams/",)),
+    ("presence: services (edge)", ("services/",)),
+    ("asyncio (transports: socket writes, scheduling)", ("asyncio/",)),
+    ("event loop run (uvloop native: socket I/O, callbacks)", ("asyncio/runners.py", "uvloop/")),
 ]
+OURS = ("schemas/", "streams/", "services/")
 
 
 def _parse(path: Path) -> list[tuple[list[str], int]]:
@@ -43,10 +46,6 @@ def _where(frame: str) -> tuple[str, str]:
 def _short(frame: str) -> str:
     func, file = _where(frame)
     parts = file.split("/")
-    for anchor in ("site-packages", "python3.11", "main"):
-        if anchor in parts:
-            parts = parts[parts.index(anchor) + 1 :]
-            break
     return f"{func} ({'/'.join(parts[-3:])})"
 
 
@@ -63,14 +62,17 @@ def summarize(path: Path, top: int = 15) -> dict[str, Any]:
         cat = "other"
         for frame in reversed(frames):
             file = _where(frame)[1]
-            hit = next((name for name, needles in CATEGORIES if any(n in file for n in needles)), None)
+            hit = next((name for name, needles in CATEGORIES if any(file.startswith(n) for n in needles)), None)
+            if hit and hit.startswith("asyncio") and file == "asyncio/runners.py":
+                hit = CATEGORIES[-1][0]
             if hit:
                 cat = hit
                 break
         category[cat] += count
-        for name in {_short(f) for f in frames if any(k in _where(f)[1] for k in ("/streams/", "/schemas/", "/services/"))}:
+        for name in {_short(f) for f in frames
+                     if _where(f)[1].startswith(OURS) and _where(f)[0] not in ("<module>", "main", "_edge")}:
             inclusive[name] += count
-    md = [f"{total:,} samples (py-spy, 200 Hz, idle excluded).", "",
+    md = [f"{total:,} samples (py-spy, 200 Hz, all threads; time blocked in epoll still shows as `selectors.py`).", "",
           "| where the innermost known frame is | share |", "|---|---|"]
     md += [f"| {k} | {v / total:.0%} |" for k, v in category.most_common()]
     md += ["", "| presence function (inclusive) | share |", "|---|---|"]

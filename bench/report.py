@@ -69,12 +69,13 @@ def latency_table(rows: list[dict[str, Any]], floors: dict[str, float | None]) -
     out = [head, "|" + "|".join(["---"] * (head.count("|") - 1)) + "|"]
     for r in rows:
         lat = r["latency"]
-        floor_row = r["name"].startswith("floor")
-        ratio_k = (lat["p50_ms"] / floors["kafka2"]) if lat["p50_ms"] and floors.get("kafka2") and not floor_row else None
-        ratio_f = (lat["p50_ms"] / floors["fanout"]) if lat["p50_ms"] and floors.get("fanout") and not floor_row else None
+        p50 = None if r["name"].startswith("floor") else lat["p50_ms"]
+        ratio_k = p50 / floors["kafka2"] if p50 and floors.get("kafka2") else None
+        ratio_f = p50 / floors["fanout"] if p50 and floors.get("fanout") else None
+        got = f"{_f(r['deliveries_received'])}/{_f(r['deliveries_expected'])}"
         out.append(
-            f"| {r['name']} | {_f(r['offered_rate'], 0)} | {_f(r['sent'])} | {_f(lat['p50_ms'])} | {_f(lat['p95_ms'])} |"
-            f" {_f(lat['p99_ms'])} | {_f(lat['max_ms'])} | {_f(r['deliveries_received'])}/{_f(r['deliveries_expected'])} |"
+            f"| {r['name']} | {_f(r['offered_rate'], 0)} | {_f(r['sent'])} | {_f(lat['p50_ms'])} |"
+            f" {_f(lat['p95_ms'])} | {_f(lat['p99_ms'])} | {_f(lat['max_ms'])} | {got} |"
             f" {_f(r['deliveries_missing'])} | {_f(r['deliveries_per_s'], 0)} | {_f(r['frames_in_per_s'], 0)} |"
             f" {_f(r['error_count'])} | {_x(ratio_k)} | {_x(ratio_f)} |"
         )

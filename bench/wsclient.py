@@ -183,7 +183,7 @@ class WSConnection(asyncio.Protocol):
         return buf[pos:] if pos < end else b""
 
     def _frame(self, fin: int, opcode: int, payload: bytes) -> None:
-        if opcode == OP_TEXT or opcode == OP_BINARY:
+        if opcode in (OP_TEXT, OP_BINARY):
             if fin:
                 self.frames_in += 1
                 self._on_text(self, payload)
