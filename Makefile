@@ -25,7 +25,7 @@ bench-quick: venv  ## the same workloads at small sizes, under 2 minutes
 	$(BIN)/python -m bench.run --quick
 
 lint: venv
-	$(BIN)/ruff check schemas streams services tests
+	$(BIN)/ruff check schemas streams services tests bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache
