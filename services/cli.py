@@ -117,6 +117,9 @@ def _up(args: argparse.Namespace) -> None:
 
 
 def _wait_then_stop(children: list[subprocess.Popen[bytes]]) -> None:
+    # SIGTERM (a supervisor, `kill`) stops the children too, as Ctrl-C does; the broker runs in its own
+    # session, so nothing but this function stops it.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         while all(c.poll() is None for c in children):
             time.sleep(0.5)
@@ -124,9 +127,11 @@ def _wait_then_stop(children: list[subprocess.Popen[bytes]]) -> None:
     except KeyboardInterrupt:
         pass
     finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):  # a second Ctrl-C must not cut the clean-up short
+            signal.signal(sig, signal.SIG_IGN)
         for child in reversed(children):  # edge and worker first, the broker last
             if child.poll() is None:
-                child.send_signal(signal.SIGINT)
+                child.terminate()
                 try:
                     child.wait(timeout=15)
                 except subprocess.TimeoutExpired:
