@@ -46,6 +46,7 @@ _CATALOGUE = (
     ErrorCode("user.not_found", 404, None, False, "No presence was ever recorded for this user."),
     ErrorCode("service.not_ready", 503, 1013, True, "The read model has not caught up with the log yet."),
     ErrorCode("route.not_found", 404, None, False, "No such route."),
+    ErrorCode("route.upgrade_required", 426, None, False, "This path takes WebSocket connections only."),
     ErrorCode("route.method_not_allowed", 405, None, False, "The route does not accept this method."),
     ErrorCode("server.internal", 500, 1011, True, "An unexpected server error; it was logged."),
 )

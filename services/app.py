@@ -12,10 +12,14 @@ from starlette.routing import Route, WebSocketRoute
 
 from services import rest
 from services.edge import running_edge
-from services.errors import EXCEPTION_HANDLERS
+from services.errors import EXCEPTION_HANDLERS, ApiError
 from services.openapi import openapi_document
 from services.settings import EdgeSettings
 from services.websocket import presence_socket
+
+
+async def websocket_over_http(request: Request) -> Response:
+    raise ApiError("route.upgrade_required")
 
 
 async def openapi(request: Request) -> Response:
@@ -34,6 +38,7 @@ def create_app(settings: EdgeSettings) -> Starlette:
         Route("/realtime/users/{user_id}/presence", rest.user_presence, methods=["GET"]),
         Route("/realtime/presence/update", rest.update_presence, methods=["POST"]),
         WebSocketRoute("/realtime/ws", presence_socket),
+        Route("/realtime/ws", websocket_over_http, methods=["GET"]),
         Route("/healthz", rest.healthz, methods=["GET"]),
         Route("/readyz", rest.readyz, methods=["GET"]),
         Route("/metrics", rest.metrics_endpoint, methods=["GET"]),

@@ -30,8 +30,12 @@ class ApiError(Exception):
     def body(self) -> dict[str, Any]:
         return {"code": self.error.code, "message": self.message, "retriable": self.error.retriable}
 
-    def response(self) -> JSONResponse:
-        headers = {"Retry-After": str(RETRY_AFTER_S)} if self.error.http_status == 503 else None
+    def response(self, headers: dict[str, str] | None = None) -> JSONResponse:
+        headers = dict(headers or {})
+        if self.error.http_status == 503:
+            headers["Retry-After"] = str(RETRY_AFTER_S)
+        if self.error.http_status == 426:
+            headers["Upgrade"] = "websocket"
         return JSONResponse({"error": self.body()}, status_code=self.error.http_status, headers=headers)
 
 
@@ -44,7 +48,7 @@ async def api_error(request: Request, exc: Exception) -> Response:
 async def http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     code = {404: "route.not_found", 405: "route.method_not_allowed"}.get(exc.status_code, "request.invalid")
-    return ApiError(code).response()
+    return ApiError(code).response(exc.headers)  # keeps `Allow` on a 405
 
 
 async def internal_error(request: Request, exc: Exception) -> Response:

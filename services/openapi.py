@@ -176,7 +176,7 @@ def openapi_document() -> dict[str, Any]:
                 "get": {
                     "summary": "WebSocket endpoint (see docs/api.md for the frames); token in `token` query",
                     "parameters": [{"name": "token", "in": "query", "required": True, "schema": {"type": "string"}}],
-                    "responses": {"101": {"description": "switching protocols"}, **_errors(401)},
+                    "responses": {"101": {"description": "switching protocols"}, **_errors(401, 403, 426, 429)},
                 }
             },
             "/healthz": {"get": {"summary": "Liveness", "security": [], "responses": {"200": {"description": "ok"}}}},

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import uuid
 
 from starlette.requests import Request
@@ -52,14 +51,8 @@ def _limit(request: Request) -> int:
 
 
 def _cursor(request: Request) -> str:
-    """The cursor is the last user id of the previous page, opaque to clients."""
-    raw = request.query_params.get("cursor")
-    if not raw:
-        return ""
-    try:
-        return base64.urlsafe_b64decode(raw.encode()).decode()
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ApiError("request.invalid", "`cursor` is not one this API returned") from exc
+    """The cursor is the last user id of the previous page; pages follow user id order."""
+    return request.query_params.get("cursor", "")
 
 
 async def channel_presence(request: Request) -> Response:
@@ -79,7 +72,7 @@ async def channel_presence(request: Request) -> Response:
     page = matching[:limit]
     next_cursor = None
     if len(matching) > limit:
-        next_cursor = base64.urlsafe_b64encode(page[-1].user_id.encode()).decode()
+        next_cursor = page[-1].user_id
     body["members"] = [representation.member(m, include_metadata) for m in page]
     body["next_cursor"] = next_cursor
     return JSONResponse(body)
