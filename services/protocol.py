@@ -112,32 +112,27 @@ def parse_frame(text: str, limits: Limits) -> Command:
     return parse(body, limits, ref)
 
 
-def _join(body: dict[str, Any], limits: Limits, ref: Ref) -> Join:
-    fields = _only(body, required={"channel"}, optional={"since"})
-    return Join(channel=check_channel(fields["channel"]), since=_since(fields), ref=ref)
+def _resumable(cls: type[Join | Subscribe]) -> Callable[[dict[str, Any], Limits, Ref], Command]:
+    """A frame naming a channel, with an optional `since` to resume from."""
+
+    def parse(body: dict[str, Any], limits: Limits, ref: Ref) -> Command:
+        fields = _only(body, required={"channel"}, optional={"since"})
+        return cls(channel=check_channel(fields["channel"]), since=_since(fields), ref=ref)
+
+    return parse
 
 
-def _subscribe(body: dict[str, Any], limits: Limits, ref: Ref) -> Subscribe:
-    fields = _only(body, required={"channel"}, optional={"since"})
-    return Subscribe(channel=check_channel(fields["channel"]), since=_since(fields), ref=ref)
+def _channel_only(cls: type[Leave | Unsubscribe | TypingStop]) -> Callable[[dict[str, Any], Limits, Ref], Command]:
+    def parse(body: dict[str, Any], limits: Limits, ref: Ref) -> Command:
+        return cls(channel=check_channel(_only(body, required={"channel"})["channel"]), ref=ref)
 
-
-def _leave(body: dict[str, Any], limits: Limits, ref: Ref) -> Leave:
-    return Leave(channel=check_channel(_only(body, required={"channel"})["channel"]), ref=ref)
-
-
-def _unsubscribe(body: dict[str, Any], limits: Limits, ref: Ref) -> Unsubscribe:
-    return Unsubscribe(channel=check_channel(_only(body, required={"channel"})["channel"]), ref=ref)
+    return parse
 
 
 def _typing_start(body: dict[str, Any], limits: Limits, ref: Ref) -> TypingStart:
     fields = _only(body, required={"channel"}, optional={"timeout_s"})
     timeout_s = _number(fields, "timeout_s", low=0.5, high=None)
     return TypingStart(channel=check_channel(fields["channel"]), timeout_s=timeout_s, ref=ref)
-
-
-def _typing_stop(body: dict[str, Any], limits: Limits, ref: Ref) -> TypingStop:
-    return TypingStop(channel=check_channel(_only(body, required={"channel"})["channel"]), ref=ref)
 
 
 def _heartbeat(body: dict[str, Any], limits: Limits, ref: Ref) -> Heartbeat:
@@ -150,12 +145,12 @@ def _update_frame(body: dict[str, Any], limits: Limits, ref: Ref) -> Update:
 
 
 _FRAMES: dict[str, Callable[[dict[str, Any], Limits, Ref], Command]] = {
-    "join": _join,
-    "leave": _leave,
-    "subscribe": _subscribe,
-    "unsubscribe": _unsubscribe,
+    "join": _resumable(Join),
+    "leave": _channel_only(Leave),
+    "subscribe": _resumable(Subscribe),
+    "unsubscribe": _channel_only(Unsubscribe),
     "typing.start": _typing_start,
-    "typing.stop": _typing_stop,
+    "typing.stop": _channel_only(TypingStop),
     "heartbeat": _heartbeat,
     "update": _update_frame,
 }

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 import time
 from typing import Any
 
@@ -35,6 +34,7 @@ from services.errors import ApiError
 from services.event_log import new_id, now_ms
 from services.fanout import diff_frame, snapshot_frame
 from services.protocol import (
+    Command,
     Heartbeat,
     Join,
     Leave,
@@ -55,11 +55,6 @@ CLEAN_CLOSE_CODES = {1000, 1001}  # normal closure, going away: the user left
 # uvicorn reports a vanished TCP peer as 1005 (no status), so a close frame without a code counts as dropped.
 OUTBOX_FRAMES = 1000  # frames queued for one slow client before it is disconnected
 TYPING_THROTTLE_MS = 1000
-_HEARTBEAT_FRAME = re.compile(r'\s*\{\s*"type"\s*:\s*"heartbeat"\s*\}\s*')
-
-
-def _is_heartbeat(text: str | None) -> bool:
-    return text is not None and _HEARTBEAT_FRAME.fullmatch(text) is not None
 
 
 async def presence_socket(websocket: WebSocket) -> None:
@@ -215,21 +210,26 @@ class Session:
             if message["type"] == "websocket.disconnect":
                 return message.get("code", 1000) in CLEAN_CLOSE_CODES
             text = message.get("text")
-            self.edge.liveness.touch(self.connection_id, now_ms(), active=not _is_heartbeat(text))
+            # Any frame shows the connection is alive; anything but a heartbeat shows the user is active.
+            at = now_ms()
+            self.edge.liveness.touch(self.connection_id, at, active=False)
             try:
                 self._rate.take()
                 if text is None:
                     raise ApiError("request.binary_frame")
-                await self._handle(text)
+                command = parse_frame(text, self.edge.limits)
+                if not isinstance(command, Heartbeat):
+                    self.edge.liveness.touch(self.connection_id, at, active=True)
+                await self._handle(command)
             except ApiError as exc:
+                self.edge.liveness.touch(self.connection_id, at, active=True)
                 metrics.ERRORS.labels(exc.error.code).inc()
                 self.reply({"type": "error", **exc.body()})
                 if exc.error.ws_close is not None:
                     self._close_code = exc.error.ws_close
                     return False
 
-    async def _handle(self, text: str) -> None:
-        command = parse_frame(text, self.edge.limits)
+    async def _handle(self, command: Command) -> None:
         metrics.FRAMES_IN.labels(type(command).__name__.lower()).inc()
         match command:
             case Join(channel=channel, since=since, ref=ref):

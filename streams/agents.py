@@ -9,7 +9,6 @@ Stage 2 (`fold_member_changes`, partitioned by channel): channels table -> `pres
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
 from typing import Any
 
 from schemas.changes import Change, MemberJoined, MemberLeft, MemberTyping, MemberUpdated
@@ -65,7 +64,7 @@ async def _fold(event: Event) -> None:
     # Every update is answered with a view, even one that changed nothing visible, so an edge
     # waiting to read its write sees it applied.
     updated = isinstance(event, PresenceUpdated)
-    if updated or before is None or replace(user_view(before), event_id=view.event_id) != view:
+    if updated or before is None or user_view(before, event.event_id) != view:
         await users_topic.send(key=event.user_id.encode(), value=encode(view))
 
 
