@@ -1,4 +1,5 @@
-"""The edge's parts and their lifecycle: producer, event log, read model, fan-out, liveness."""
+"""The edge's parts and their lifecycle: producer, event log, read model, fan-out, liveness, and the
+closing of what a previous incarnation of this edge left open."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from services.event_log import EventLog
 from services.fanout import Fanout
 from services.liveness import Liveness
 from services.policy import Policy
+from services.previous_incarnation import PreviousIncarnation
 from services.protocol import Limits
 from services.read_model import ReadModel
 from services.settings import EdgeSettings
@@ -68,12 +70,15 @@ async def running_edge(settings: EdgeSettings) -> AsyncIterator[Edge]:
         settings.jwt_secret, settings.jwt_audience or None, settings.jwt_issuer or None, settings.open_channels
     )
     edge = Edge(settings, auth, policy, limits, event_log, read_model, fanout, liveness)
+    previous = PreviousIncarnation(settings.bootstrap_servers, settings.edge_id, event_log, settings.fetch_wait_ms)
     try:
         await event_log.start()
         await read_model.start()
         await liveness.start()
+        await previous.start()  # before serving: what it will close cannot include this incarnation's
         yield edge
     finally:
+        await previous.stop()
         await liveness.stop()
         await read_model.stop()
         await event_log.stop()

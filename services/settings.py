@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import secrets
 import socket
 from dataclasses import dataclass
 
@@ -66,7 +65,10 @@ class EdgeSettings:
     @classmethod
     def from_env(cls, environ: os._Environ[str] | dict[str, str] | None = None) -> EdgeSettings:
         config = Config(environ=environ if environ is not None else os.environ)
-        edge_id = config("PRESENCE_EDGE_ID", default=f"edge-{socket.gethostname()}-{secrets.token_hex(3)}")
+        http_port = config("PRESENCE_HTTP_PORT", cast=int, default=cls.http_port)
+        # Stable across restarts, so a restarted edge knows its previous incarnation's connections
+        # (services/previous_incarnation.py); two edges on one host listen on different ports.
+        edge_id = config("PRESENCE_EDGE_ID", default=f"edge-{socket.gethostname()}-{http_port}")
         secret = config("PRESENCE_JWT_SECRET", default="")
         if not secret:
             raise SystemExit("PRESENCE_JWT_SECRET is not set; `presence up` generates one for development")
@@ -75,7 +77,7 @@ class EdgeSettings:
             partitions=config("PRESENCE_PARTITIONS", cast=int, default=cls.partitions),
             edge_id=edge_id,
             http_host=config("PRESENCE_HTTP_HOST", default=cls.http_host),
-            http_port=config("PRESENCE_HTTP_PORT", cast=int, default=cls.http_port),
+            http_port=http_port,
             jwt_secret=secret,
             jwt_audience=config("PRESENCE_JWT_AUDIENCE", default=""),
             jwt_issuer=config("PRESENCE_JWT_ISSUER", default=""),
