@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import signal
 import sys
 import time
@@ -34,11 +33,9 @@ async def relay(bootstrap: str, *topics: str) -> None:
     """Forward every record of topics[i] to topics[i + 1], same partition (one process, like the worker)."""
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-    one_record = os.environ.get("PRESENCE_ONE_RECORD_BATCHES", "true").lower() in ("1", "true", "yes")
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
                                 fetch_max_wait_ms=FETCH_WAIT_MS, auto_offset_reset="earliest")
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0, enable_idempotence=False,
-                                max_batch_size=1 if one_record else 16384)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0, enable_idempotence=False)
     await consumer.start()
     await producer.start()
     stop = asyncio.Event()

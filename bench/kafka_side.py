@@ -30,19 +30,18 @@ async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
 
 
 async def kafka_floor(phase: Phase, bootstrap: str, partitions: int, hops: int, rate: float, duration_s: float,
-                      logs: Path, monitor, drain_s: float = 10.0,  # type: ignore[no-untyped-def]
-                      one_record: bool = True) -> None:
+                      logs: Path, monitor,  # type: ignore[no-untyped-def]
+                      drain_s: float = 10.0) -> None:
     """produce -> consume -> produce [-> consume -> produce] -> consume, open loop at `rate`.
 
     The relay process consumes topic i and produces each record to topic i + 1 (aiokafka, fetch
-    wait 5 ms, acks=all, linger 0, one record per batch, as the worker on this broker). Latency is
+    wait 5 ms, acks=all, linger 0, as the worker). Latency is
     measured in this process from the first send to the last receipt.
     """
     run = f"{int(time.time())}"
     topics = [f"bench.floor{hops}.{run}.{i}" for i in range(hops)]
     await create_topics(bootstrap, partitions, [TopicSpec(t, "seq", "bytes", "delete", "floor") for t in topics])
-    relay = spawn_python(logs, f"floor-relay-{hops}hop", "-m", "bench.floors", "relay", bootstrap, *topics,
-                         env={"PRESENCE_ONE_RECORD_BATCHES": "true" if one_record else "false"})
+    relay = spawn_python(logs, f"floor-relay-{hops}hop", "-m", "bench.floors", "relay", bootstrap, *topics)
     monitor.add(f"floor relay ({hops}-hop)", relay.pid)
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
                                 fetch_max_wait_ms=FETCH_WAIT_MS, auto_offset_reset="earliest")

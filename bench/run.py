@@ -90,8 +90,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--profile", action="store_true",
                    help="py-spy record the workers and edges during steady (perturbs the figures)")
     p.add_argument("--env", nargs="*", default=[], metavar="NAME=VALUE", help="extra env for workers and edges")
-    p.add_argument("--floor-one-record-batches", choices=("true", "false"), default="true",
-                   help="the Kafka floor's relay produces one record per batch, like the worker on the embedded broker")
     p.add_argument("--label", default="", help="added to the results folder name")
     p.add_argument("--seed", type=int, default=1)
     return p.parse_args(argv)
@@ -163,7 +161,7 @@ class Run:
         self.results: dict[str, Any] = {
             "command": " ".join(["python -m bench.run", *sys.argv[1:]]),
             "sizes": asdict(self.sizes),
-            "stack": {"floor_one_record_batches": args.floor_one_record_batches, "workers": args.workers,
+            "stack": {"workers": args.workers,
                       "edges": args.edges, "partitions": args.partitions, "heartbeat_s": args.heartbeat_s,
                       "timeout_s": args.timeout_s, "extra_env": extra_env},
             "machine": machine(),
@@ -291,7 +289,7 @@ class Run:
         for hops in (2, 3):
             phase, _ = self.begin(f"floor: Kafka {hops}-hop")
             await kafka_floor(phase, self.stack.bootstrap, self.args.partitions, hops, s.rate, s.floor_s, self.logs,
-                              self.monitor, one_record=self.args.floor_one_record_batches == "true")
+                              self.monitor)
             self.phases.append(phase)
             self.results["phases"][phase.name] = summary = report.summarize(phase)
             log(f"{phase.name}: p50 {report._f(summary['latency']['p50_ms'])} ms,"

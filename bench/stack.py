@@ -82,7 +82,6 @@ class Stack:
             "PRESENCE_JWT_SECRET": SECRET,
             "PRESENCE_HTTP_HOST": "127.0.0.1",
             "PRESENCE_IDEMPOTENT_PRODUCER": "false",  # the embedded broker refuses InitProducerId
-            "PRESENCE_ONE_RECORD_BATCHES": "true",  # exact table recovery on the embedded broker
             "PRESENCE_HEARTBEAT_S": str(self.config.heartbeat_s),
             "PRESENCE_TIMEOUT_S": str(self.config.timeout_s),
             "PRESENCE_LOG_LEVEL": "warning",

@@ -70,13 +70,14 @@ def _edge(args: argparse.Namespace) -> None:
     import uvicorn
 
     from services.app import create_app
+    from services.log_redaction import redact_tokens
     from services.settings import EdgeSettings
 
     settings = EdgeSettings.from_env()
     if problems := settings.unsafe():
         sys.exit("refusing to start with unsafe settings (set PRESENCE_DEV_MODE=true for development):\n  - "
                  + "\n  - ".join(problems))
-    uvicorn.run(
+    config = uvicorn.Config(
         create_app(settings),
         host=settings.http_host,
         port=settings.http_port,
@@ -85,6 +86,8 @@ def _edge(args: argparse.Namespace) -> None:
         access_log=False,  # request lines carry `?token=`: tokens stay out of logs
         log_level={"warn": "warning"}.get(level := os.environ.get("PRESENCE_LOG_LEVEL", "warning"), level),
     )
+    redact_tokens("uvicorn.error")  # after Config, which (re)configures uvicorn's loggers
+    uvicorn.Server(config).run()
 
 
 def _up(args: argparse.Namespace) -> None:

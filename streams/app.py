@@ -7,10 +7,11 @@ import faust
 from schemas import topics
 from streams import codecs  # noqa: F401  (registers the table value codecs)
 from streams.settings import WorkerSettings
-from streams.tuning import set_fetch_wait
+from streams.tuning import read_end_offsets_by_fetch, set_fetch_wait
 
 settings = WorkerSettings.from_env()
 set_fetch_wait(settings.fetch_wait_ms)
+read_end_offsets_by_fetch(settings.bootstrap_servers)
 
 app = faust.App(
     "presence",
@@ -21,9 +22,6 @@ app = faust.App(
     topic_replication_factor=settings.replication_factor,
     table_standby_replicas=0,
     producer_acks=-1,
-    # One record per produced batch keeps changelog recovery exact on a broker that misreports
-    # the end offset of multi-record batches (../shared/broker-notes.md); off on real Kafka.
-    producer_max_batch_size=1 if settings.one_record_batches else 16384,
     consumer_auto_offset_reset="earliest",
     # How soon a crashed worker's partitions move to a live one (Faust's default is 60 s).
     broker_session_timeout=settings.session_timeout_s,

@@ -16,7 +16,6 @@ class WorkerSettings:
     worker_id: str
     sweep_interval_s: float
     fetch_wait_ms: int
-    one_record_batches: bool
     session_timeout_s: float
     datadir: str
     dev_mode: bool
@@ -44,7 +43,6 @@ class WorkerSettings:
             worker_id=worker_id,
             sweep_interval_s=float(env.get("PRESENCE_SWEEP_INTERVAL_S", "0.5")),
             fetch_wait_ms=int(env.get("PRESENCE_FETCH_WAIT_MS", "5")),
-            one_record_batches=env.get("PRESENCE_ONE_RECORD_BATCHES", "true").lower() in ("1", "true", "yes"),
             session_timeout_s=float(env.get("PRESENCE_SESSION_TIMEOUT_S", "10")),
             datadir=env.get("PRESENCE_WORKER_DATADIR", f"/tmp/presence-{worker_id}"),
             dev_mode=env.get("PRESENCE_DEV_MODE", "false").lower() in ("1", "true", "yes"),

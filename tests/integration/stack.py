@@ -99,7 +99,6 @@ class Stack:
             "PRESENCE_MAX_CHANNELS_PER_CONNECTION": str(MAX_CHANNELS),
             "PRESENCE_MAX_CONNECTIONS_PER_USER": str(MAX_CONNECTIONS),
             "PRESENCE_IDEMPOTENT_PRODUCER": "false" if self.embedded else "true",
-            "PRESENCE_ONE_RECORD_BATCHES": "true" if self.embedded else "false",
             "PYTHONPATH": str(ROOT),
             **extra,
         }

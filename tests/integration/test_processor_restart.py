@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 
@@ -67,3 +68,25 @@ async def test_processor_restart_loses_no_presence_state(stack: Stack, connect, 
         timeouts = [f for f in watcher.frames[after:] if f["type"] == "presence.diff"
                     and any(d["reason"] == "timeout" for d in f["leaves"])]
         assert timeouts == []
+
+
+async def test_restart_recovers_state_written_in_multi_record_batches(stack: Stack) -> None:
+    """Updates applied together leave changelog batches of several records; recovery must read them all."""
+    users = [f"batch-{uuid.uuid4().hex[:6]}-{n}" for n in range(60)]
+    async with httpx.AsyncClient(base_url=stack.base_url, timeout=30) as http:
+        async def update(user_id: str, body: dict[str, object]) -> dict[str, Any]:
+            """The user's view once the update is applied; retried (same key) while the worker recovers."""
+            headers = {"Authorization": f"Bearer {stack.token(user_id)}", "Idempotency-Key": str(body)}
+            async with asyncio.timeout(90):
+                while True:
+                    answer = await http.post("/realtime/presence/update", json=body, params={"wait": "true"},
+                                             headers=headers)
+                    if answer.status_code != 503:
+                        assert answer.status_code == 200, answer.text
+                        return answer.json()["presence"]
+
+        await asyncio.gather(*(update(u, {"metadata": {"name": u}}) for u in users))
+        stack.stop_worker(stack.workers[-1])
+        stack.start_worker()
+        views = await asyncio.gather(*(update(u, {"status": "busy"}) for u in users))
+    assert {view["user_id"]: view["metadata"] for view in views} == {u: {"name": u} for u in users}
