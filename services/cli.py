@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import secrets
 import signal
@@ -87,7 +88,8 @@ def _edge(args: argparse.Namespace) -> None:
         log_level={"warn": "warning"}.get(level := os.environ.get("PRESENCE_LOG_LEVEL", "warning"), level),
     )
     redact_tokens("uvicorn.error")  # after Config, which (re)configures uvicorn's loggers
-    uvicorn.Server(config).run()
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how `presence up` stops an edge, as uvicorn.run does
+        uvicorn.Server(config).run()
 
 
 def _up(args: argparse.Namespace) -> None:
