@@ -56,6 +56,10 @@ async def _fold(event: Event) -> None:
     before = users.get(event.user_id)
     after, changes = apply(before, event)
     if after is before:
+        if before is not None and isinstance(event, PresenceUpdated):
+            # A repeated update (the same Idempotency-Key) changes nothing but is answered like the
+            # first, so an edge waiting to read that write (`wait=true`) is not left waiting.
+            await users_topic.send(key=event.user_id.encode(), value=encode(user_view(before, event.event_id)))
         return
     users[event.user_id] = after
     for change in changes:
