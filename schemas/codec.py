@@ -11,6 +11,7 @@ import dataclasses
 import functools
 import types
 import typing
+from collections.abc import Callable
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 
 import orjson
@@ -56,106 +57,187 @@ def decode(data: bytes | str, cls: type[T]) -> T:
 
 
 def from_builtins(raw: Any, cls: type[T]) -> T:
-    return _convert(raw, cls, "")
+    return _converter(cls)(raw)  # type: ignore[no-any-return]
 
 
 def decode_event(raw: Any) -> Event:
-    return _convert(raw, Event, "")
+    return _converter(Event)(raw)  # type: ignore[no-any-return]
 
 
 def decode_change(raw: Any) -> Change:
-    return _convert(raw, Change, "")
+    return _converter(Change)(raw)  # type: ignore[no-any-return]
 
 
 _POLYMORPHIC: dict[type, dict[str, type]] = {Event: EVENT_TYPES, Change: CHANGE_TYPES}
 
+# Decoding runs once per record on every hop, so each type hint is compiled once into a converter
+# (raw JSON value -> typed value). Error paths are relative and prefixed on the way out, so the
+# common case builds no path strings.
+Converter = Callable[[Any], Any]
+
+
+def _joined(outer: str, inner: str) -> str:
+    if not inner:
+        return outer
+    if not outer or inner.startswith("["):
+        return outer + inner
+    return f"{outer}.{inner}"
+
+
+def _at(outer: str, exc: DecodeError) -> DecodeError:
+    return DecodeError(exc.reason, _joined(outer, exc.path))
+
 
 @functools.cache
-def _fields(cls: type) -> tuple[dict[str, Any], frozenset[str]]:
+def _converter(hint: Any) -> Converter:
+    if hint is Any:
+        return _identity
+    origin = get_origin(hint)
+    if origin in (Union, types.UnionType):
+        return _union(get_args(hint))
+    if origin is Literal:
+        return _literal(get_args(hint))
+    if origin is tuple:
+        return _tuple(get_args(hint)[0])
+    if origin is dict or hint is dict:
+        return _dict(get_args(hint)[1] if get_args(hint) else Any)
+    if hint in _POLYMORPHIC:
+        return _tagged_record(_POLYMORPHIC[hint])
+    if dataclasses.is_dataclass(hint):
+        return _record(hint, skip=())
+    return _scalar(hint)
+
+
+def _identity(raw: Any) -> Any:
+    return raw
+
+
+def _union(options: tuple[Any, ...]) -> Converter:
+    nullable = type(None) in options
+    converters = [_converter(o) for o in options if o is not type(None)]
+
+    def convert(raw: Any) -> Any:
+        if raw is None and nullable:
+            return None
+        errors = []
+        for option in converters:
+            try:
+                return option(raw)
+            except DecodeError as exc:
+                errors.append(exc.reason)
+        raise DecodeError("; ".join(errors))
+
+    return convert
+
+
+def _literal(allowed: tuple[Any, ...]) -> Converter:
+    def convert(raw: Any) -> Any:
+        if raw not in allowed:
+            raise DecodeError(f"must be one of {list(allowed)}")
+        return raw
+
+    return convert
+
+
+def _tuple(item_hint: Any) -> Converter:
+    item = _converter(item_hint)
+
+    def convert(raw: Any) -> Any:
+        if not isinstance(raw, list):
+            raise DecodeError("must be an array")
+        out = []
+        for i, x in enumerate(raw):
+            try:
+                out.append(item(x))
+            except DecodeError as exc:
+                raise _at(f"[{i}]", exc) from None
+        return tuple(out)
+
+    return convert
+
+
+def _dict(value_hint: Any) -> Converter:
+    value = _converter(value_hint) if value_hint is not Any else None
+
+    def convert(raw: Any) -> Any:
+        if not isinstance(raw, dict):
+            raise DecodeError("must be an object")
+        if value is not None:
+            for key, v in raw.items():
+                try:
+                    value(v)
+                except DecodeError as exc:
+                    raise _at(str(key), exc) from None
+        return raw
+
+    return convert
+
+
+def _tagged_record(by_tag: dict[str, type]) -> Converter:
+    def convert(raw: Any) -> Any:
+        if not isinstance(raw, dict):
+            raise DecodeError("must be an object")
+        tag = raw.get("type")
+        concrete = by_tag.get(tag) if isinstance(tag, str) else None
+        if concrete is None:
+            raise DecodeError(f"unknown type {tag!r}", "type")
+        return _record(concrete, skip=("type",))(raw)
+
+    return convert
+
+
+@functools.cache
+def _record(cls: type, skip: tuple[str, ...]) -> Converter:
     hints = typing.get_type_hints(cls)
-    fields = {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+    fields = {f.name: _converter(hints[f.name]) for f in dataclasses.fields(cls)}
+    known = fields.keys() | set(skip)
     required = frozenset(
         f.name
         for f in dataclasses.fields(cls)
         if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
     )
-    return fields, required
 
-
-def _convert(raw: Any, hint: Any, path: str) -> Any:
-    if hint is Any:
-        return raw
-    origin = get_origin(hint)
-    if origin in (Union, types.UnionType):
-        options = get_args(hint)
-        if raw is None and type(None) in options:
-            return None
-        errors = []
-        for option in options:
-            if option is type(None):
-                continue
+    def convert(raw: Any) -> Any:
+        if not isinstance(raw, dict):
+            raise DecodeError("must be an object")
+        if not known.issuperset(raw):
+            raise DecodeError("unknown field", sorted(k for k in raw if k not in known)[0])
+        if not required.issubset(raw):
+            raise DecodeError("missing field", sorted(required - raw.keys())[0])
+        values = {}
+        for name, value in raw.items():
+            field = fields.get(name)
+            if field is None:
+                continue  # the tag
             try:
-                return _convert(raw, option, path)
+                values[name] = field(value)
             except DecodeError as exc:
-                errors.append(exc.reason)
-        raise DecodeError("; ".join(errors), path)
-    if origin is Literal:
-        if raw not in get_args(hint):
-            raise DecodeError(f"must be one of {list(get_args(hint))}", path)
-        return raw
-    if origin is tuple:
-        item = get_args(hint)[0]
-        if not isinstance(raw, list):
-            raise DecodeError("must be an array", path)
-        return tuple(_convert(x, item, f"{path}[{i}]") for i, x in enumerate(raw))
-    if origin is dict or hint is dict:
-        if not isinstance(raw, dict):
-            raise DecodeError("must be an object", path)
-        value_hint = get_args(hint)[1] if get_args(hint) else Any
-        if value_hint is not Any:
-            for key, value in raw.items():
-                _convert(value, value_hint, f"{path}.{key}")
-        return raw
-    if hint in _POLYMORPHIC:
-        if not isinstance(raw, dict):
-            raise DecodeError("must be an object", path)
-        tag = raw.get("type")
-        concrete = _POLYMORPHIC[hint].get(tag) if isinstance(tag, str) else None
-        if concrete is None:
-            raise DecodeError(f"unknown type {tag!r}", f"{path}.type" if path else "type")
-        return _record(raw, concrete, path, skip=("type",))
-    if dataclasses.is_dataclass(hint):
-        return _record(raw, hint, path, skip=())
-    return _scalar(raw, hint, path)
+                raise _at(name, exc) from None
+        if values.get("v", SCHEMA_VERSION) != SCHEMA_VERSION:
+            raise DecodeError(f"unsupported schema version {values['v']!r}", "v")
+        return cls(**values)
+
+    return convert
 
 
-def _record(raw: Any, cls: type, path: str, skip: tuple[str, ...]) -> Any:
-    if not isinstance(raw, dict):
-        raise DecodeError("must be an object", path)
-    fields, required = _fields(cls)
-    prefix = f"{path}." if path else ""
-    unknown = sorted(k for k in raw if k not in fields and k not in skip)
-    if unknown:
-        raise DecodeError("unknown field", prefix + unknown[0])
-    missing = sorted(required - raw.keys())
-    if missing:
-        raise DecodeError("missing field", prefix + missing[0])
-    values = {name: _convert(raw[name], fields[name], prefix + name) for name in fields if name in raw}
-    if values.get("v", SCHEMA_VERSION) != SCHEMA_VERSION:
-        raise DecodeError(f"unsupported schema version {values['v']!r}", prefix + "v")
-    return cls(**values)
-
-
-def _scalar(raw: Any, hint: Any, path: str) -> Any:
+def _scalar(hint: Any) -> Converter:
+    name = getattr(hint, "__name__", hint)
     if hint is int:
-        ok = isinstance(raw, int) and not isinstance(raw, bool)
+        def ok(raw: Any) -> bool:
+            return isinstance(raw, int) and not isinstance(raw, bool)
     elif hint is float:
-        ok = isinstance(raw, (int, float)) and not isinstance(raw, bool)
+        def ok(raw: Any) -> bool:
+            return isinstance(raw, (int, float)) and not isinstance(raw, bool)
     else:
-        ok = isinstance(raw, hint)
-    if not ok:
-        raise DecodeError(f"must be {getattr(hint, '__name__', hint)}", path)
-    return raw
+        def ok(raw: Any) -> bool:
+            return isinstance(raw, hint)
+
+    def convert(raw: Any) -> Any:
+        if not ok(raw):
+            raise DecodeError(f"must be {name}")
+        return raw
+
+    return convert
 
 
 __all__ = [
