@@ -378,9 +378,14 @@ def member(state: UserPresence, channel: str) -> Member:
     )
 
 
-def _visible(m: Member) -> tuple[object, ...]:
-    # last_seen moves with every activity; announcing it would turn each action into updates everywhere.
-    return (m.status, m.connections, m.metadata, m.devices, m.status_metadata, m.status_text, m.status_emoji)
+def _visible(state: UserPresence, channel: str) -> tuple[object, ...]:
+    """What `member` shows that others are told about, without building it (this runs for every event).
+
+    last_seen moves with every activity; announcing it would turn each action into updates everywhere.
+    """
+    in_channel = tuple(c for c in state.connections if channel in c.channels)
+    return (state.public_status, len(in_channel), state.metadata, _devices(in_channel), state.status_metadata,
+            state.status_text, state.status_emoji)
 
 
 def _changes(before: UserPresence, after: UserPresence, event: Event) -> list[Change]:
@@ -399,9 +404,9 @@ def _changes(before: UserPresence, after: UserPresence, event: Event) -> list[Ch
         changes.append(MemberJoined(change_id=next(ids), user_id=user_id, at=at, channel=channel,
                                     member=member(after, channel)))
     for channel in sorted(now & was):
-        m = member(after, channel)
-        if _visible(m) != _visible(member(before, channel)):
-            changes.append(MemberUpdated(change_id=next(ids), user_id=user_id, at=at, channel=channel, member=m))
+        if _visible(after, channel) != _visible(before, channel):
+            changes.append(MemberUpdated(change_id=next(ids), user_id=user_id, at=at, channel=channel,
+                                         member=member(after, channel)))
     typing_was, typing_now = _shown_typing(before), _shown_typing(after)
     for channel in sorted(typing_now ^ typing_was):
         if channel in now:  # leaving a channel clears its indicator in the channel stage already
