@@ -2,7 +2,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: run test lint venv clean bench bench-quick
+.PHONY: run test lint venv clean bench bench-quick fuzz
 
 $(BIN)/presence: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,10 @@ bench: venv  ## the benchmark of issue 4 at reference sizes (bounded, up to ~25 
 
 bench-quick: venv  ## the same workloads at small sizes, under 2 minutes
 	$(BIN)/python -m bench.run --quick
+
+fuzz: venv  ## the WebSocket fuzz of issue 5, large: 12000 hostile frames, at most 5 min of attack (about 4 min)
+	PRESENCE_FUZZ_FRAMES=$${PRESENCE_FUZZ_FRAMES:-12000} PRESENCE_FUZZ_SECONDS=$${PRESENCE_FUZZ_SECONDS:-300} \
+	PRESENCE_FUZZ_CONNECTIONS=$${PRESENCE_FUZZ_CONNECTIONS:-8} $(BIN)/python -m pytest -s tests/integration/test_ws_fuzz.py
 
 lint: venv
 	$(BIN)/ruff check schemas streams services tests bench

@@ -194,7 +194,7 @@ def _update(body: dict[str, Any], limits: Limits, ref: Ref) -> Update:
 
 
 def _json_object(raw: str | bytes, max_bytes: int) -> dict[str, Any]:
-    if len(raw) > max_bytes:
+    if len(raw) > max_bytes or (isinstance(raw, str) and len(raw.encode()) > max_bytes):  # bytes, not characters
         raise ApiError("request.too_large", f"the payload exceeds {max_bytes} bytes")
     try:
         body = orjson.loads(raw)
@@ -254,18 +254,17 @@ def check_device(value: str) -> str:
 def check_metadata(metadata: Any, max_bytes: int, name: str = "metadata") -> dict[str, Any]:
     if not isinstance(metadata, dict):
         raise ApiError("request.invalid", f"`{name}` must be a JSON object")
+    if _depth(metadata, MAX_METADATA_DEPTH + 1) > MAX_METADATA_DEPTH:  # first: orjson cannot encode 255 levels
+        raise ApiError("request.invalid", f"`{name}` nests deeper than {MAX_METADATA_DEPTH} levels")
     if len(orjson.dumps(metadata)) > max_bytes:
         raise ApiError("request.too_large", f"`{name}` exceeds {max_bytes} bytes")
     if len(metadata) > MAX_METADATA_KEYS:
         raise ApiError("request.invalid", f"`{name}` has more than {MAX_METADATA_KEYS} keys")
-    if _depth(metadata) > MAX_METADATA_DEPTH:
-        raise ApiError("request.invalid", f"`{name}` nests deeper than {MAX_METADATA_DEPTH} levels")
     return metadata
 
 
-def _depth(value: Any) -> int:
-    if isinstance(value, dict):
-        return 1 + max((_depth(v) for v in value.values()), default=0)
-    if isinstance(value, list):
-        return 1 + max((_depth(v) for v in value), default=0)
-    return 0
+def _depth(value: Any, limit: int) -> int:
+    """Levels of objects and arrays, counted no further than `limit` (JSON may nest 1024 deep)."""
+    if limit == 0 or not isinstance(value, dict | list):
+        return 0
+    return 1 + max((_depth(v, limit - 1) for v in (value.values() if isinstance(value, dict) else value)), default=0)

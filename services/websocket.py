@@ -57,6 +57,19 @@ OUTBOX_FRAMES = 1000  # frames queued for one slow client before it is disconnec
 TYPING_THROTTLE_MS = 1000
 
 
+class _NoTracebackForBadUtf8(logging.Filter):
+    """uvicorn closes a socket whose text frame is not UTF-8 with 1007 and logs it with a traceback;
+    the fault is the client's, so the log keeps the line without the traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.msg == "Invalid UTF-8 sequence received from client.":
+            record.exc_info = None
+        return True
+
+
+logging.getLogger("uvicorn.error").addFilter(_NoTracebackForBadUtf8())
+
+
 async def presence_socket(websocket: WebSocket) -> None:
     edge: Edge = websocket.app.state.edge
     token = websocket.query_params.get("token") or bearer_token(websocket.headers.get("authorization"))
