@@ -23,7 +23,7 @@ async def websocket_over_http(request: Request) -> Response:
 
 
 async def openapi(request: Request) -> Response:
-    return JSONResponse(openapi_document())
+    return JSONResponse(openapi_document(request.app.state.edge.limits))
 
 
 def create_app(settings: EdgeSettings) -> Starlette:

@@ -168,6 +168,9 @@ def _update(body: dict[str, Any], limits: Limits, ref: Ref) -> Update:
     fields = _only(body, optional=UPDATE_FIELDS)
     if not fields:
         raise ApiError("request.invalid", f"give at least one of {sorted(UPDATE_FIELDS)}")
+    nulls = sorted(name for name, value in fields.items() if value is None)
+    if nulls:  # null is not a value of any field; a field left out is the way to leave it unchanged
+        raise ApiError("request.invalid", f"`{nulls[0]}` must not be null")
     status = fields.get("status")
     if status is not None and not isinstance(status, str):
         raise ApiError("request.invalid", "`status` must be a string")

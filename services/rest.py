@@ -45,7 +45,7 @@ def _flag(request: Request, name: str, default: bool) -> bool:
 
 def _limit(request: Request) -> int:
     raw = request.query_params.get("limit", "100")
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE:
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_PAGE:  # isdigit alone takes "²", "٣"
         raise ApiError("request.invalid", f"`limit` must be an integer from 1 to {MAX_PAGE}")
     return int(raw)
 
@@ -61,13 +61,14 @@ async def channel_presence(request: Request) -> Response:
     principal.require_channel(channel)
     edge = _edge(request)
     _ready(edge)
+    # Every parameter is checked, also those that `count_only` makes moot: a bad one is an error either way.
+    count_only = _flag(request, "count_only", False)
+    include_metadata = _flag(request, "include_metadata", True)
+    after, limit, status = _cursor(request), _limit(request), request.query_params.get("status")
     view = edge.read_model.view(channel)
     body = {"channel": channel, "seq": view.seq, "occupancy": len(view.members), "typing": list(view.typing)}
-    if _flag(request, "count_only", False):
+    if count_only:
         return JSONResponse(body)
-    status = request.query_params.get("status")
-    after, limit = _cursor(request), _limit(request)
-    include_metadata = _flag(request, "include_metadata", True)
     matching = [m for m in view.members if m.user_id > after and (status is None or m.status == status)]
     page = matching[:limit]
     next_cursor = None
