@@ -2,7 +2,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: run test lint venv clean bench bench-quick fuzz
+.PHONY: run test lint venv clean bench bench-quick chaos soak fuzz
 
 $(BIN)/presence: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,12 @@ bench: venv  ## the benchmark of issue 4 at reference sizes (bounded, up to ~25 
 
 bench-quick: venv  ## the same workloads at small sizes, under 2 minutes
 	$(BIN)/python -m bench.run --quick
+
+chaos: venv  ## the long fault suite: kill -9 of the processor under load, ghosts (CHAOS_* sizes; about 5 min)
+	$(BIN)/python -m pytest -m chaos tests/chaos
+
+soak: venv  ## churn soak: memory of edge and worker stays flat, typing expires (SOAK_MINUTES=5; about 7 min)
+	$(BIN)/python -m pytest -m soak tests/chaos
 
 fuzz: venv  ## the WebSocket fuzz of issue 5, large: 12000 hostile frames, at most 5 min of attack (about 4 min)
 	PRESENCE_FUZZ_FRAMES=$${PRESENCE_FUZZ_FRAMES:-12000} PRESENCE_FUZZ_SECONDS=$${PRESENCE_FUZZ_SECONDS:-300} \

@@ -1,0 +1,240 @@
+"""Promise 1 (no acknowledged update is lost) and promise 4 (no false timeouts after a processor
+outage), under kill -9 of the processor while users update over WebSocket and REST.
+
+Users are split in keepers (connected and heartbeating from start to end: none of them may be
+timed out) and churners (their connection ends, cleanly or by vanishing, and comes back). Updates
+are an open loop at a fixed rate. The processor runs as several workers; each kill -9 takes one
+worker (its partitions fail over to the others after the session timeout, a replacement starts at
+once), and every `both_every`-th kill takes them all for `outage_s`, so every partition comes back
+with a backlog longer than the presence timeout. After the load, and again after every user
+closed: each acknowledged event id is in `presence.events`, and each user's latest view on
+`presence.users` equals the reference fold of the log (`tests/oracle.py`).
+
+`make test` runs the fast version; `make chaos` the long one, sized by CHAOS_* variables.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import pytest
+
+from schemas.topics import partition_for
+from tests.chaos.conftest import env_number
+from tests.chaos.load import DEVICES, Hub, Peer
+from tests.chaos.stack import ChaosStack
+from tests.chaos.verdict import Log, Verdict
+from tests.integration.stack import TIMEOUT_S
+
+
+@dataclass(frozen=True)
+class KillPlan:
+    kills: int
+    rate: float  # updates (and typing) a second, offered
+    keepers: int
+    churners: int
+    churn_per_s: float
+    kill_every_s: float
+    both_every: int  # every n-th kill takes every worker down at once (0: never)
+    outage_s: float  # how long such a full outage lasts before new workers start
+    post_share: float = 0.2
+    typing_share: float = 0.05
+    settle_s: float = 90.0
+    seed: int = 5
+
+    @property
+    def load_s(self) -> float:
+        return self.kills * self.kill_every_s + 5
+
+    @classmethod
+    def from_env(cls, fast: bool) -> KillPlan:
+        if fast:
+            return cls(kills=2, rate=60, keepers=16, churners=4, churn_per_s=0.5, kill_every_s=9, both_every=2,
+                       outage_s=TIMEOUT_S + 1, settle_s=60)
+        return cls(
+            kills=int(env_number("CHAOS_KILLS", 10)),
+            rate=env_number("CHAOS_RATE", 500),
+            keepers=int(env_number("CHAOS_USERS", 100)),
+            churners=int(env_number("CHAOS_CHURNERS", 20)),
+            churn_per_s=env_number("CHAOS_CHURN_PER_S", 2),
+            kill_every_s=env_number("CHAOS_KILL_EVERY_S", 8),
+            both_every=int(env_number("CHAOS_BOTH_EVERY", 3)),
+            outage_s=env_number("CHAOS_OUTAGE_S", 2 * TIMEOUT_S),
+            post_share=env_number("CHAOS_POST_SHARE", 0.2),
+            seed=int(env_number("CHAOS_SEED", 5)),
+        )
+
+
+def partition_probes(prefix: str, partitions: int) -> list[str]:
+    """One user id per partition of `presence.events`."""
+    probes: dict[int, str] = {}
+    n = 0
+    while len(probes) < partitions:
+        user_id = f"{prefix}-{n}"
+        probes.setdefault(partition_for(user_id, partitions), user_id)
+        n += 1
+    return [probes[p] for p in sorted(probes)]
+
+
+async def recovery_s(hub: Hub, probes: list[str], since: float, timeout_s: float = 60) -> float | None:
+    """Seconds from `since` until an update of a user on every partition was applied (read back)."""
+    pending = list(probes)
+    while pending:
+        if time.monotonic() - since > timeout_s:
+            return None
+        answers = await asyncio.gather(*(hub.post_update(u, 0, wait=True) for u in pending))
+        pending = [u for u, ok in zip(pending, answers, strict=True) if not ok]
+    return time.monotonic() - since
+
+
+async def kill_schedule(stack: ChaosStack, hub: Hub, plan: KillPlan, probes: list[str]) -> list[dict[str, Any]]:
+    workers = len(stack.live_workers())
+    kills = []
+    for k in range(plan.kills):
+        await asyncio.sleep(plan.kill_every_s)
+        t0 = time.monotonic()
+        if plan.both_every and (k + 1) % plan.both_every == 0:
+            for worker in stack.live_workers():
+                stack.kill(worker, f"worker pid {worker.pid}")
+            await asyncio.sleep(plan.outage_s)
+            for _ in range(workers):
+                stack.start_worker()
+            kind = f"all {workers} workers, down {plan.outage_s:g} s"
+        else:
+            live = stack.live_workers()
+            victim = live[hub.rng.randrange(len(live))]
+            stack.kill(victim, f"worker pid {victim.pid}")
+            stack.start_worker()
+            kind = "one worker, replacement started at once"
+        kills.append({"kill": k + 1, "what": kind, "task": asyncio.create_task(recovery_s(hub, probes, t0))})
+    for kill in kills:
+        seconds = await kill.pop("task")
+        kill["until updates on every partition are read back within 5 s again (s)"] = (
+            None if seconds is None else round(seconds, 1))
+    return kills
+
+
+def keeper_findings(hub: Hub, verdict: Verdict) -> dict[str, Any]:
+    """Promise 4: keepers heartbeat throughout; neither the log nor the published views may time them out."""
+    held = {p.connection_id: p for p in hub.peers if p.keeper and p.open}
+    users = {p.user_id for p in held.values()}
+    in_log = [t for t in verdict.log_timeouts if t.connection_id in held]
+    published = {u: d for u, d in verdict.divergent.items() if u in users and d["published"] is not None
+                 and d["published"]["connections"] < d["expected"]["connections"]}
+    return {
+        "keeper connections": len(held),
+        "keepers timed out by the processor against the log": len(published),
+        "keeper timeouts the log itself justifies (heartbeat gap > timeout)": len(in_log),
+        "largest heartbeat gap of a keeper in the log (ms)": max((t.gap_ms for t in in_log), default=None),
+        "examples": [{**asdict(t), "its events, ms after the gap start - 2 s":
+                      verdict.trace(t.connection_id, t.last_heartbeat - 2000, t.at + 2000)} for t in in_log[:3]],
+    }
+
+
+async def run_kills(stack: ChaosStack, plan: KillPlan, figures: dict[str, Any]) -> None:
+    """Figures are filled in as the run goes, so a run that fails still reports how far it got."""
+    figures["plan"] = asdict(plan)
+    hub = Hub(stack, plan.seed)
+    log = Log(stack.bootstrap)
+    run = f"{stack.run_id}-{int(time.time()) % 100000}"
+    channels = [f"kills-{run}-{i}" for i in range(max(1, (plan.keepers + plan.churners) // 10))]
+    t_start = time.monotonic()
+    try:
+        keepers: list[Peer] = []
+        for i in range(plan.keepers):
+            channel = channels[i % len(channels)]
+            keepers.append(await hub.connect(f"keep-{run}-{i}", channel=channel, device=DEVICES[i % 3]))
+            if i % 8 == 0:  # a second device of the same user
+                keepers.append(await hub.connect(f"keep-{run}-{i}", channel=channel, device="web"))
+        churners = [await hub.connect(f"churn-{run}-{i}", channel=channels[i % len(channels)], keeper=False)
+                    for i in range(plan.churners)]
+        probes = partition_probes(f"probe-{run}", stack.partitions)
+        stop = asyncio.Event()
+        churn = asyncio.create_task(hub.churn(churners, plan.churn_per_s, stop))
+        t_drive, cpu_drive = time.monotonic(), time.process_time()
+        drive_ended: list[float] = []
+
+        async def driven() -> int:
+            sent = await hub.drive(plan.rate, plan.load_s, lambda: keepers + churners, plan.post_share,
+                                   plan.typing_share)
+            drive_ended.append(time.monotonic())
+            return sent
+
+        drive = asyncio.create_task(driven())
+        figures["kills"] = await kill_schedule(stack, hub, plan, probes)
+        figures["kill times (wall ms)"] = [(name, int(t * 1000)) for name, t in stack.kills]
+        sent = await drive
+        drive_s = drive_ended[0] - t_drive
+        figures["load generator CPU (% of a core)"] = round(
+            100 * (time.process_time() - cpu_drive) / (time.monotonic() - t_drive))
+        stop.set()
+        figures["churn"] = dict(await churn)
+        load_s = time.monotonic() - t_start
+        await hub.settle_sends()
+        figures.update({
+            "connect, load and recovery probes (s)": round(load_s, 1),
+            "ops sent": sent,
+            "sending (s)": round(drive_s, 1),
+            "achieved rate (ops/s)": round(sent / drive_s, 1),
+            "acknowledged": dict(Counter(via for _, via in hub.acked.values())),
+            "WS updates never answered": dict(hub.unanswered()),
+            "POST answers": dict(hub.post_answers),
+            "errors": dict(hub.errors),
+            "server closes": dict(hub.unexpected_closes),
+        })
+        verdict, settle_s = await log.settled_verdict(hub.acked, plan.settle_s, quiet_s=TIMEOUT_S)
+        figures.update({
+            "while connected": verdict.summary(),
+            "settled after (s)": round(settle_s, 1),
+            "keepers (promise 4)": keeper_findings(hub, verdict),
+            "lost acknowledged event ids": verdict.lost[:20],
+            "divergent users (first 5)": dict(list(verdict.divergent.items())[:5]),
+            "histories of divergent users (first 3)": {u: verdict.history(u) for u in list(verdict.divergent)[:3]},
+        })
+        await hub.close()
+        after_close, settle_closed_s = await log.settled_verdict(hub.acked, plan.settle_s)
+        figures.update({
+            "after every user closed": after_close.summary(),
+            "settled after closing (s)": round(settle_closed_s, 1),
+            "lost acknowledged event ids after closing": after_close.lost[:20],
+            "divergent users after closing (first 5)": dict(list(after_close.divergent.items())[:5]),
+        })
+    finally:
+        figures["duration (s)"] = round(time.monotonic() - t_start, 1)
+        figures["topic reads (s)"] = log.read_s
+        figures["most records in one partition"] = log.deepest()
+        await hub.close()
+        await log.close()
+
+
+def check(figures: dict[str, Any]) -> None:
+    connected, closed = figures["while connected"], figures["after every user closed"]
+    assert connected["acknowledged updates"] > 0
+    assert (connected["lost acknowledged"], closed["lost acknowledged"]) == (0, 0), figures
+    assert (connected["divergent users"], closed["divergent users"]) == (0, 0), figures
+    keepers = figures["keepers (promise 4)"]
+    assert keepers["keepers timed out by the processor against the log"] == 0, figures
+
+
+async def test_processor_kill_9_under_load_fast(chaos_stack: ChaosStack, record) -> None:
+    figures: dict[str, Any] = {}
+    try:
+        await run_kills(chaos_stack, KillPlan.from_env(fast=True), figures)
+    finally:
+        record(chaos_stack, figures)
+    check(figures)
+
+
+@pytest.mark.chaos
+@pytest.mark.timeout(1800)
+async def test_processor_kill_9_under_load(fresh_chaos_stack: ChaosStack, record) -> None:
+    figures: dict[str, Any] = {}
+    try:
+        await run_kills(fresh_chaos_stack, KillPlan.from_env(fast=False), figures)
+    finally:
+        record(fresh_chaos_stack, figures)
+    check(figures)
