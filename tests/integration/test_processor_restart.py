@@ -17,7 +17,7 @@ import httpx
 
 from tests.integration.client import Client
 from tests.integration.frames import diff_with
-from tests.integration.stack import Stack
+from tests.integration.stack import Stack, eventually
 
 
 @contextlib.asynccontextmanager
@@ -70,6 +70,25 @@ async def test_processor_restart_loses_no_presence_state(stack: Stack, connect, 
         assert timeouts == []
 
 
+async def processing(http: httpx.AsyncClient, stack: Stack) -> None:
+    """Returns once the (new) worker applies updates again, without retrying any write.
+
+    Retrying an update with its Idempotency-Key while the worker starts writes a second copy of the
+    event with a later `at`; one full-suite run then ended with the live table holding the later
+    copy for one user and the replayed log the earlier one (an open finding, see the closing note
+    of issue 5), so this test leaves retries out of its path.
+    """
+    probe = f"probe-{uuid.uuid4().hex[:6]}"
+    headers = {"Authorization": f"Bearer {stack.token(probe)}"}
+    answer = await http.post("/realtime/presence/update", json={"metadata": {"probe": True}}, headers=headers)
+    assert answer.status_code == 200, answer.text
+
+    async def applied() -> bool:
+        return (await http.get(f"/realtime/users/{probe}/presence", headers=headers)).status_code == 200
+
+    await eventually(applied, timeout_s=90, interval_s=0.5)
+
+
 async def test_restart_recovers_state_written_in_multi_record_batches(stack: Stack) -> None:
     """Updates applied together leave changelog batches of several records; recovery must read them all."""
     users = [f"batch-{uuid.uuid4().hex[:6]}-{n}" for n in range(60)]
@@ -88,5 +107,6 @@ async def test_restart_recovers_state_written_in_multi_record_batches(stack: Sta
         await asyncio.gather(*(update(u, {"metadata": {"name": u}}) for u in users))
         stack.stop_worker(stack.workers[-1])
         stack.start_worker()
+        await processing(http, stack)
         views = await asyncio.gather(*(update(u, {"status": "busy"}) for u in users))
     assert {view["user_id"]: view["metadata"] for view in views} == {u: {"name": u} for u in users}
