@@ -55,6 +55,7 @@ class Peer:
     closed_code: int | None = None
     left_seen: dict[str, int] = field(default_factory=dict)  # observer: user -> wall ms its leave arrived
     last_beat_ms: int = 0  # wall ms of the last frame this client sent
+    ended_ms: int = 0  # wall ms when the test made it vanish, go half-open or killed its edge
     _waiting: dict[str, asyncio.Future[Any]] = field(default_factory=dict)
 
     @property
@@ -73,12 +74,14 @@ class Peer:
     def abort(self) -> None:
         """The client vanishes: TCP reset, no close handshake, no leave."""
         self.closed_by_us = True
+        self.ended_ms = self.ended_ms or wall_ms()
         if self.conn is not None:
             self.conn.abort()
 
     def go_half_open(self) -> None:
         """The client stops sending and reading; the socket stays open."""
         self.silent = True
+        self.ended_ms = wall_ms()
         if self.conn is not None and self.conn._transport is not None:
             self.conn._transport.pause_reading()
 

@@ -21,7 +21,7 @@ import orjson
 import pytest
 
 from tests.chaos.conftest import env_number
-from tests.chaos.load import Hub, Peer
+from tests.chaos.load import Hub, Peer, wall_ms
 from tests.chaos.stack import ChaosStack
 from tests.chaos.verdict import Log
 from tests.integration.stack import GRACE_S, TIMEOUT_S, eventually
@@ -55,6 +55,7 @@ async def run_ghosts(stack: ChaosStack, rounds: int, rate: float, figures: dict[
             round_victims["vanished"].abort()
             round_victims["half-open"].go_half_open()
             round_victims["edge killed"].closed_by_us = True
+            round_victims["edge killed"].ended_ms = wall_ms()
             stack.kill(edge.process, edge.name)
             with contextlib.suppress(TimeoutError):  # a victim never seen leaving is reported, not waited for
                 gone = [p.user_id for p in round_victims.values()]
@@ -68,9 +69,11 @@ async def run_ghosts(stack: ChaosStack, rounds: int, rate: float, figures: dict[
         timelines: dict[str, list[dict[str, int | None]]] = {kind: [] for kind in KINDS}
         for kind, peer in victims:
             seen = observer.left_seen.get(peer.user_id)
-            ghost = None if seen is None else seen - verdict.last_heartbeat[peer.connection_id]
+            # the half-open client heartbeats again after it was shown offline: only what came before counts
+            last = verdict.heartbeat_before(peer.connection_id, peer.ended_ms)
+            ghost = None if seen is None else seen - last
             ghosts[kind].append(ghost)
-            timelines[kind].append({**verdict.timeline(peer.user_id, peer.connection_id), "observer": ghost})
+            timelines[kind].append({**verdict.timeline(peer.user_id, peer.connection_id, last), "observer": ghost})
         figures.update({
             "duration (s)": round(time.monotonic() - t0, 1),
             "ghost ms, last heartbeat in the log -> observer sees the departure": ghosts,

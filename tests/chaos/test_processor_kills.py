@@ -57,7 +57,7 @@ class KillPlan:
                        outage_s=TIMEOUT_S + 1, settle_s=60)
         return cls(
             kills=int(env_number("CHAOS_KILLS", 10)),
-            rate=env_number("CHAOS_RATE", 500),
+            rate=env_number("CHAOS_RATE", 300),
             keepers=int(env_number("CHAOS_USERS", 100)),
             churners=int(env_number("CHAOS_CHURNERS", 20)),
             churn_per_s=env_number("CHAOS_CHURN_PER_S", 2),

@@ -40,7 +40,7 @@ class Tail(Generic[T]):
         self._consumer: AIOKafkaConsumer | None = None
         self._partitions: list[TopicPartition] = []
 
-    async def read(self, timeout_s: float = 300) -> dict[int, list[T]]:
+    async def read(self, timeout_s: float = 180) -> dict[int, list[T]]:
         if self._consumer is None:
             self._consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False,
                                               fetch_max_wait_ms=5, max_partition_fetch_bytes=4 * 2**20)
@@ -162,10 +162,15 @@ class Verdict:
                         found.append((e.at, f"{e.type} at={e.at - since} written={b.written - since}"))
         return [line for _, line in sorted(found)]
 
-    def timeline(self, user_id: str, connection_id: str) -> dict[str, int | None]:
-        """A connection's end, in ms after its last heartbeat in the log: drop, timeout (as stamped
-        and as written), first offline view."""
-        last = self.last_heartbeat[connection_id]
+    def heartbeat_before(self, connection_id: str, until: int) -> int:
+        """The connection's latest heartbeat (or opening) `at` in the log that is not after `until`."""
+        return max(e.at for partition in self.records.values() for b in partition for e in b.events
+                   if e.connection_id == connection_id and isinstance(e, Heartbeat | ConnectionOpened)
+                   and e.at <= until)
+
+    def timeline(self, user_id: str, connection_id: str, last: int) -> dict[str, int | None]:
+        """A connection's end, in ms after its last heartbeat `last`: drop, timeout (as stamped and
+        as written), first offline view."""
         timeout = next((t for t in self.log_timeouts if t.connection_id == connection_id), None)
         offline = [t - last for t in self.offline_views.get(user_id, []) if t >= last]
         return {
