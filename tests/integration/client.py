@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 from urllib.parse import urlencode
 
@@ -104,3 +104,21 @@ class Client:
                 view["members"][m["user_id"]] = m
             for d in frame["leaves"]:
                 view["members"].pop(d["user_id"], None)
+
+
+@contextlib.asynccontextmanager
+async def heartbeating(*clients: Client) -> AsyncIterator[None]:
+    """Keeps the clients alive with a heartbeat every 0.5 s; a client whose socket failed is skipped."""
+
+    async def beat() -> None:
+        while True:
+            for client in clients:
+                with contextlib.suppress(Exception):  # e.g. the client of an edge a test killed
+                    await client.send(type="heartbeat")
+            await asyncio.sleep(0.5)
+
+    task = asyncio.create_task(beat())
+    try:
+        yield
+    finally:
+        task.cancel()

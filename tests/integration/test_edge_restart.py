@@ -13,13 +13,12 @@ import signal
 import subprocess
 import time
 import uuid
-from collections.abc import AsyncIterator
 
 import httpx
 
 from schemas.events import ConnectionClosed
 from services.broker import free_port
-from tests.integration.client import Client
+from tests.integration.client import Client, heartbeating
 from tests.integration.frames import diff_with, user
 from tests.integration.log import logged_events
 from tests.integration.stack import Stack, eventually
@@ -49,22 +48,6 @@ def stop_edge(edge: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             edge.kill()
             edge.wait()
-
-
-@contextlib.asynccontextmanager
-async def heartbeating(*clients: Client) -> AsyncIterator[None]:
-    async def beat() -> None:
-        while True:
-            for client in clients:
-                with contextlib.suppress(Exception):  # the killed edge's client fails from then on
-                    await client.send(type="heartbeat")
-            await asyncio.sleep(0.5)
-
-    task = asyncio.create_task(beat())
-    try:
-        yield
-    finally:
-        task.cancel()
 
 
 async def test_a_restarted_edge_closes_what_its_killed_incarnation_left_open(

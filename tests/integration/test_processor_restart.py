@@ -8,31 +8,14 @@ noted in ../shared/broker-notes.md); that case belongs to the reliability suite,
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 
-from tests.integration.client import Client
+from tests.integration.client import heartbeating
 from tests.integration.frames import diff_with
 from tests.integration.stack import Stack, eventually
-
-
-@contextlib.asynccontextmanager
-async def heartbeating(*clients: Client) -> AsyncIterator[None]:
-    async def beat() -> None:
-        while True:
-            for client in clients:
-                await client.send(type="heartbeat")
-            await asyncio.sleep(0.5)
-
-    task = asyncio.create_task(beat())
-    try:
-        yield
-    finally:
-        task.cancel()
 
 
 async def patient(stack: Stack, user_id: str) -> None:
