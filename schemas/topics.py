@@ -78,6 +78,10 @@ DEAD_LETTERS = TopicSpec(
 
 ALL = (EVENTS, CHANGES, CHANNEL_CHANGES, CHANNELS, USERS, DEAD_LETTERS)
 
+# The processor's table changelogs (Faust names them `{app}-{table}-changelog`), part of the contract
+# too: their records are `schemas.state` values (an edge reads the users one when it restarts).
+USERS_CHANGELOG = "presence-users-changelog"
+
 
 def partition_for(key: str, partitions: int) -> int:
     return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions

@@ -32,12 +32,12 @@ from aiokafka.errors import KafkaError
 from schemas.codec import DecodeError, decode, encode
 from schemas.events import ConnectionClosed
 from schemas.state import UserPresence
+from schemas.topics import USERS_CHANGELOG
 from services.errors import ApiError
 from services.event_log import EventLog, new_id, now_ms
 
 log = logging.getLogger(__name__)
 
-USERS_CHANGELOG = "presence-users-changelog"  # the processor's `users` table (Faust: `{app}-{table}-changelog`)
 HIGHWATER_WAIT_S = 3.0
 READ_TIMEOUT_S = 20.0
 

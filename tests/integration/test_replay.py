@@ -11,6 +11,7 @@ import time
 
 from schemas.codec import decode
 from schemas.state import UserPresence
+from schemas.topics import USERS_CHANGELOG
 from streams.core import apply
 from tests.integration.log import logged_events, read_all
 from tests.integration.stack import Stack
@@ -21,7 +22,7 @@ async def replayed_and_live(stack: Stack) -> tuple[dict[str, UserPresence], dict
     for event in await logged_events(stack.bootstrap):
         replayed[event.user_id], _ = apply(replayed.get(event.user_id), event)
     live: dict[str, UserPresence] = {}
-    for record in sorted(await read_all(stack.bootstrap, "presence-users-changelog"), key=lambda r: r.offset):
+    for record in sorted(await read_all(stack.bootstrap, USERS_CHANGELOG), key=lambda r: r.offset):
         live[record.key.decode()] = decode(record.value, UserPresence)
     return replayed, live
 

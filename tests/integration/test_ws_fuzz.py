@@ -60,7 +60,7 @@ RATE, BURST = 16.0, 30.0  # attackers pace themselves below the edge's limit (20
 ANSWERS = {"error", "ack", "presence.snapshot", "presence.resumed"}  # replies to a frame, not pushed views
 COMPARED = {"channel.joined", "channel.left", "typing.started", "typing.stopped", "presence.updated"}
 POLICY_FILE = Path(__file__).with_name("policy.json")  # the stack's policy file
-USER_KEYED = {topics.EVENTS.name, topics.CHANGES.name, topics.USERS.name, "presence-users-changelog"}
+USER_KEYED = {topics.EVENTS.name, topics.CHANGES.name, topics.USERS.name, topics.USERS_CHANGELOG}
 DELETE_POLICY = {spec.name for spec in topics.ALL if spec.cleanup_policy == "delete"}
 
 pytestmark = pytest.mark.timeout(SECONDS + 300)
