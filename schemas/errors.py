@@ -41,6 +41,8 @@ _CATALOGUE = (
     ErrorCode("limit.rate", 429, None, True, "Frames came faster than allowed; this one was dropped."),
     ErrorCode("limit.abuse", 429, 1008, False, "Frames kept coming too fast; the socket is closed."),
     ErrorCode("connection.slow_consumer", 503, 1013, True, "The client did not read its frames fast enough."),
+    ErrorCode("connection.timed_out", 408, 4408, True,
+              "The connection sent nothing for longer than its presence timeout; the socket is closed."),
     ErrorCode("service.broker_unavailable", 503, 1013, True, "The event log did not acknowledge in time."),
     ErrorCode("service.processor_lagging", 503, None, True, "The update was logged but not applied in time."),
     ErrorCode("user.not_found", 404, None, False, "No presence was ever recorded for this user."),

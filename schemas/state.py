@@ -29,9 +29,14 @@ class Connection:
     channel_timeouts: dict[str, int] = field(default_factory=dict)  # channels with their own timeout
 
     @property
+    def timeout_in_force_ms(self) -> int:
+        """Its own timeout, or the shortest of the channels it joined with one of their own."""
+        return min((self.timeout_ms, *self.channel_timeouts.values()))
+
+    @property
     def deadline(self) -> int:
         """When the connection stops counting as live unless a heartbeat moves it."""
-        deadline = self.last_heartbeat + min((self.timeout_ms, *self.channel_timeouts.values()))
+        deadline = self.last_heartbeat + self.timeout_in_force_ms
         if self.dropped_at is not None and self.grace_ms is not None:
             deadline = min(deadline, self.dropped_at + self.grace_ms)
         return deadline
@@ -79,4 +84,5 @@ class ChannelState:
     members: tuple[Member, ...] = ()
     typing: tuple[str, ...] = ()  # user ids, sorted
     recent_change_ids: tuple[str, ...] = ()
+    changed_at: int = 0  # `at` of the last effective change (how long an empty channel has been empty)
     v: int = SCHEMA_VERSION

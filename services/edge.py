@@ -1,5 +1,6 @@
-"""The edge's parts and their lifecycle: producer, event log, read model, fan-out, liveness, and the
-closing of what a previous incarnation of this edge left open."""
+"""The edge's parts and their lifecycle: producer, event log, read model, fan-out, liveness, the watch
+on what the processor holds of this edge's connections, and the closing of what a previous
+incarnation of this edge left open."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from services.fanout import Fanout
 from services.liveness import Liveness
 from services.policy import Policy
 from services.previous_incarnation import PreviousIncarnation
+from services.processor_watch import HeldConnections, ProcessorWatch
 from services.protocol import Limits
 from services.read_model import ReadModel
 from services.settings import EdgeSettings
@@ -31,6 +33,7 @@ class Edge:
     read_model: ReadModel
     fanout: Fanout
     liveness: Liveness
+    held: HeldConnections  # this edge's open connections, judged against the processor's states
     sessions: Counter[str] = field(default_factory=Counter)  # user id -> open connections on this edge
 
     def connections_of(self, user_id: str) -> int:
@@ -69,16 +72,21 @@ async def running_edge(settings: EdgeSettings) -> AsyncIterator[Edge]:
     auth = Authenticator(
         settings.jwt_secret, settings.jwt_audience or None, settings.jwt_issuer or None, settings.open_channels
     )
-    edge = Edge(settings, auth, policy, limits, event_log, read_model, fanout, liveness)
+    held = HeldConnections()
+    edge = Edge(settings, auth, policy, limits, event_log, read_model, fanout, liveness, held)
+    watch = ProcessorWatch(settings.bootstrap_servers, settings.edge_id, settings.partitions, settings.fetch_wait_ms,
+                           held, on_timeout=liveness.set_processor_timeout)
     previous = PreviousIncarnation(settings.bootstrap_servers, settings.edge_id, event_log, settings.fetch_wait_ms)
     try:
         await event_log.start()
         await read_model.start()
         await liveness.start()
+        await watch.start()  # before serving: it reads from the end it finds, so it sees every new connection
         await previous.start()  # before serving: what it will close cannot include this incarnation's
         yield edge
     finally:
         await previous.stop()
+        await watch.stop()
         await liveness.stop()
         await read_model.stop()
         await event_log.stop()

@@ -10,12 +10,21 @@ interval), checked a few times per interval. Reporting every connection at the s
 processor thousands of heartbeats at once and stalled the updates queued behind them (a stall of
 about 1 s every 5 s with 2,000 connections, docs/benchmarks.md); spread out, they cost the same
 in total but arrive as a steady trickle.
+
+The same ticks end silent connections: one that sent nothing for longer than its presence timeout
+is handed to its `on_silent` callback once (the session closes it with `connection.timed_out`), so
+a socket the processor has timed out, or is about to, is never left open and ignored. The timeout
+is the larger of what the session stamped in its own events and what the processor holds for the
+connection (services/processor_watch.py): an error on the late side is caught by the processor's
+own timeout, which closes the socket too, while one on the early side would cut off a client that
+was within the timeout it was given.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from schemas.events import Heartbeat
@@ -33,6 +42,15 @@ class _Liveness:
     last_active: int  # frames other than heartbeats: the user did something (auto-away)
     reported_active: int
     due: int  # when this connection is next reported
+    timeout_ms: int | None = None  # the timeout the session's own events set; None: never ended for silence
+    processor_timeout_ms: int | None = None  # the timeout the processor holds for it, once seen
+    on_silent: Callable[[], None] | None = None  # called once, when silent for longer than the timeout
+    silent: bool = False
+
+    def silence_limit_ms(self) -> int | None:
+        if self.timeout_ms is None:
+            return None
+        return max(self.timeout_ms, self.processor_timeout_ms or 0)
 
 
 TICKS_PER_INTERVAL = 5
@@ -47,8 +65,23 @@ class Liveness:
         self._connections: dict[str, _Liveness] = {}
         self._task: asyncio.Task[None] | None = None
 
-    def track(self, connection_id: str, user_id: str, at: int) -> None:
-        self._connections[connection_id] = _Liveness(user_id, at, at, at, at, due=at + self._interval_ms)
+    def track(self, connection_id: str, user_id: str, at: int, timeout_ms: int | None = None,
+              on_silent: Callable[[], None] | None = None) -> None:
+        self._connections[connection_id] = _Liveness(
+            user_id, at, at, at, at, due=at + self._interval_ms, timeout_ms=timeout_ms, on_silent=on_silent
+        )
+
+    def set_timeout(self, connection_id: str, timeout_ms: int) -> None:
+        """The timeout the connection's own events set (opened, joins and leaves, its updates)."""
+        connection = self._connections.get(connection_id)
+        if connection is not None:
+            connection.timeout_ms = timeout_ms
+
+    def set_processor_timeout(self, connection_id: str, timeout_ms: int) -> None:
+        """The timeout the processor holds for the connection (it also follows updates made elsewhere)."""
+        connection = self._connections.get(connection_id)
+        if connection is not None:
+            connection.processor_timeout_ms = timeout_ms
 
     def touch(self, connection_id: str, at: int, active: bool) -> None:
         connection = self._connections.get(connection_id)
@@ -86,11 +119,28 @@ class Liveness:
             await self._log.write(*events)
         return len(events)
 
+    def end_silent(self, now: int) -> list[str]:
+        """Hands each connection silent for longer than its timeout by `now` to its `on_silent`, once;
+        returns their ids."""
+        silent = []
+        for connection_id, c in self._connections.items():
+            limit = c.silence_limit_ms()
+            if limit is not None and not c.silent and now - c.last_activity > limit:
+                c.silent = True
+                silent.append(connection_id)
+        for connection_id in silent:
+            callback = self._connections[connection_id].on_silent
+            if callback is not None:
+                callback()
+        return silent
+
     async def _report_forever(self) -> None:
         while True:
             await asyncio.sleep(self._interval_s / TICKS_PER_INTERVAL)
+            now = now_ms()
+            self.end_silent(now)
             try:
-                await self.report(now_ms())
+                await self.report(now)
             except ApiError:
                 log.warning("heartbeats not written this interval; the log did not acknowledge", exc_info=True)
 

@@ -5,6 +5,12 @@ Frames in: `join`, `leave`, `subscribe`, `unsubscribe`, `typing.start`, `typing.
 `presence.batch`, `presence.diff`, `ack`, `error` (docs/api.md). Every state change is written
 to the log and acknowledged by Kafka before the client gets its answer; what other members see
 comes back through the processor and `presence.channels`, never from this process directly.
+
+A socket is never left open while its connection no longer counts as live: the edge closes it with
+`connection.timed_out` (4408) when it sent nothing for longer than its presence timeout
+(services/liveness.py), or when the processor no longer holds its connection, for example after
+timing it out because its heartbeats did not reach the log in time (services/processor_watch.py).
+The client reconnects and is online again.
 """
 
 from __future__ import annotations
@@ -55,6 +61,7 @@ CLEAN_CLOSE_CODES = {1000, 1001}  # normal closure, going away: the user left
 # uvicorn reports a vanished TCP peer as 1005 (no status), so a close frame without a code counts as dropped.
 OUTBOX_FRAMES = 1000  # frames queued for one slow client before it is disconnected
 TYPING_THROTTLE_MS = 1000
+CLOSE_WAIT_S = 2.0  # for the last frames and the close frame to be written; a peer not reading may block them
 
 
 class _NoTracebackForBadUtf8(logging.Filter):
@@ -157,6 +164,8 @@ class Session:
         self._outbox: asyncio.Queue[bytes] = asyncio.Queue(OUTBOX_FRAMES)
         self._close_code: int | None = None
         self._closing: asyncio.Task[None] | None = None  # held so the close is not garbage-collected
+        self._timeout_ms = edge.settings.timeout_ms  # the connection's own, as its events set it
+        self._channel_timeouts: dict[str, int] = {}  # joined channels with a timeout of their own
 
     def _event(self, cls: type, **fields: Any) -> Any:
         return cls(
@@ -187,13 +196,17 @@ class Session:
             ConnectionOpened, timeout_ms=settings.timeout_ms, device=self.device, metadata=self.metadata,
             idle_after_ms=self.edge.policy.idle_after_ms,
         )
+        # Held before the open is written, so the first state of the processor that holds it is read.
+        self.edge.held.hold(self.principal.user_id, self.connection_id, self._gone_from_processor)
         try:
             await self.edge.log.write(opened)
         except ApiError as exc:
+            self.edge.held.release(self.principal.user_id, self.connection_id)
             await self.websocket.send_text(orjson.dumps({"type": "error", **exc.body()}).decode())
             await self.websocket.close(code=exc.error.ws_close or 1011)
             return
-        self.edge.liveness.track(self.connection_id, self.principal.user_id, opened.at)
+        self.edge.liveness.track(self.connection_id, self.principal.user_id, opened.at,
+                                 timeout_ms=self._timeout_in_force(), on_silent=self._silent)
         self._writer = asyncio.create_task(self._write_forever(), name=f"ws-writer-{self.connection_id}")
         self.reply({
             "type": "welcome",
@@ -222,6 +235,8 @@ class Session:
             message = await self.websocket.receive()
             if message["type"] == "websocket.disconnect":
                 return message.get("code", 1000) in CLEAN_CLOSE_CODES
+            if self._close_code is not None:  # being closed: nothing more is handled, nor acknowledged
+                return False
             text = message.get("text")
             # Any frame shows the connection is alive; anything but a heartbeat shows the user is active.
             at = now_ms()
@@ -252,12 +267,17 @@ class Session:
                     timeout_ms = self.edge.policy.channel_timeout_ms(channel)
                     await self.edge.log.write(self._event(ChannelJoined, channel=channel, timeout_ms=timeout_ms))
                     self.channels.add(channel)
+                    if timeout_ms is not None:
+                        self._channel_timeouts[channel] = timeout_ms
+                        self._timeout_changed()
                 self._start_pushing(channel, since, ref)
             case Leave(channel=channel, ref=ref):
                 if channel not in self.channels:
                     raise ApiError("channel.not_joined", f"not joined to {channel!r}")
                 await self.edge.log.write(self._event(ChannelLeft, channel=channel))
                 self.channels.discard(channel)
+                if self._channel_timeouts.pop(channel, None) is not None:
+                    self._timeout_changed()
                 self.typing_written.pop(channel, None)
                 self._stop_pushing(channel)
                 self.reply({"type": "ack", "ref": ref, "channel": channel})
@@ -284,9 +304,47 @@ class Session:
                     connection_id=self.connection_id, edge_id=self.edge.settings.edge_id, at=now_ms(),
                 )
                 await self.edge.log.write(event)
+                if event.timeout_ms is not None:  # the processor sets it on every connection of the user
+                    self._timeout_ms = event.timeout_ms
+                    self._timeout_changed()
                 self.reply({"type": "ack", "ref": ref, "event_id": event.event_id})
             case Heartbeat():
                 pass  # liveness was already noted for every frame
+
+    def _timeout_in_force(self) -> int:
+        """As the processor computes it (`Connection.timeout_in_force_ms`) from this connection's events."""
+        return min((self._timeout_ms, *self._channel_timeouts.values()))
+
+    def _timeout_changed(self) -> None:
+        self.edge.liveness.set_timeout(self.connection_id, self._timeout_in_force())
+
+    def _silent(self) -> None:
+        self._expel(ApiError("connection.timed_out", "no frame for longer than the connection's presence timeout "
+                             f"({self._timeout_in_force() / 1000:g} s or more)"))
+
+    def _gone_from_processor(self) -> None:
+        self._expel(ApiError("connection.timed_out", "the processor timed the connection out: its heartbeats did "
+                             "not reach the log within the presence timeout"))
+
+    def _expel(self, exc: ApiError) -> None:
+        """Closes the socket with the error's close code; its connection no longer counts as live."""
+        if self._close_code is not None:
+            return
+        log.info("closing %s of %s: %s", self.connection_id, self.principal.user_id, exc.message)
+        metrics.ERRORS.labels(exc.error.code).inc()
+        self._close_code = exc.error.ws_close or 1008
+        self.reply({"type": "error", **exc.body()})
+        self._closing = asyncio.create_task(self._close_now(self._close_code, exc.error.code))
+
+    async def _close_now(self, code: int, reason: str) -> None:
+        """Writes what is queued, then the close frame; the reader then gets the disconnect and the session
+        ends as a drop. A peer that reads nothing may hold the writes up: uvicorn's keepalive ends it then."""
+        self._writer.cancel()
+        with contextlib.suppress(Exception):  # the client may be gone already
+            async with asyncio.timeout(CLOSE_WAIT_S):
+                while not self._outbox.empty():
+                    await self.websocket.send_text(self._outbox.get_nowait().decode())
+                await self.websocket.close(code=code, reason=reason)
 
     def _check_channel_limit(self) -> None:
         if len(self.channels | self.observing) >= self.edge.settings.max_channels_per_connection:
@@ -329,8 +387,9 @@ class Session:
         for channel in self.channels | self.observing:
             self.edge.fanout.unsubscribe(channel, self)
         self.edge.liveness.forget(self.connection_id)
+        self.edge.held.release(self.principal.user_id, self.connection_id)
         self._writer.cancel()
-        if self._close_code is not None:
+        if self._close_code is not None and self._closing is None:
             with contextlib.suppress(Exception):  # the client may be gone already
                 while not self._outbox.empty():
                     await self.websocket.send_text(self._outbox.get_nowait().decode())

@@ -11,6 +11,7 @@ import time
 
 import httpx
 
+from tests.integration.client import heartbeating
 from tests.integration.frames import diff_with, user
 from tests.integration.stack import GRACE_S, ROOT, TIMEOUT_S, Stack
 
@@ -49,8 +50,9 @@ async def test_silent_connection_times_out_within_timeout_plus_2s(connect, chann
     silent = await connect(silent_id)
     await silent.join(channel)  # the last frame it sends: the socket stays open but quiet
     last_frame = time.monotonic()
-    await watcher.next(diff_with(channel, "joins", silent_id))
-    await watcher.next(diff_with(channel, "leaves", silent_id, reason="timeout"), timeout_s=TIMEOUT_S + 5)
+    async with heartbeating(watcher):  # a silent watcher would be closed at its own timeout, before this one
+        await watcher.next(diff_with(channel, "joins", silent_id))
+        await watcher.next(diff_with(channel, "leaves", silent_id, reason="timeout"), timeout_s=TIMEOUT_S + 5)
     assert time.monotonic() - last_frame <= TIMEOUT_S + 2
 
 
@@ -60,10 +62,12 @@ async def test_heartbeats_keep_a_connection_online(connect, channel: str) -> Non
     beating = await connect(beating_id)
     await beating.join(channel)
     await watcher.next(diff_with(channel, "joins", beating_id))
-    for _ in range(int(TIMEOUT_S * 2 / 0.5)):
-        await beating.send(type="heartbeat")
-        await asyncio.sleep(0.5)
+    async with heartbeating(watcher):
+        for _ in range(int(TIMEOUT_S * 2 / 0.5)):
+            await beating.send(type="heartbeat")
+            await asyncio.sleep(0.5)
     assert beating_id in watcher.members(channel)
+    assert not [f for f in watcher.frames if f["type"] == "error"]  # both sockets still served
 
 
 async def test_killed_client_process_times_out(stack: Stack, connect, channel: str) -> None:
@@ -84,11 +88,12 @@ async def test_killed_client_process_times_out(stack: Stack, connect, channel: s
         cwd=ROOT, stdout=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     try:
-        await watcher.next(diff_with(channel, "joins", victim_id), timeout_s=20)
-        victim.send_signal(signal.SIGKILL)
-        killed = time.monotonic()
-        victim.wait(timeout=5)
-        await watcher.next(diff_with(channel, "leaves", victim_id, reason="timeout"), timeout_s=TIMEOUT_S + 5)
+        async with heartbeating(watcher):
+            await watcher.next(diff_with(channel, "joins", victim_id), timeout_s=20)
+            victim.send_signal(signal.SIGKILL)
+            killed = time.monotonic()
+            victim.wait(timeout=5)
+            await watcher.next(diff_with(channel, "leaves", victim_id, reason="timeout"), timeout_s=TIMEOUT_S + 5)
         # An abrupt drop keeps the user for the reconnect grace, never beyond the presence timeout.
         assert GRACE_S - 0.5 <= time.monotonic() - killed <= TIMEOUT_S + 2
     finally:
@@ -158,9 +163,10 @@ async def test_reconnect_within_grace_shows_no_offline(connect, channel: str) ->
     await first.abort()
     second = await connect(flaky_id)
     await second.join(channel)
-    for _ in range(int((GRACE_S + 1.5) / 0.5)):
-        await second.send(type="heartbeat")
-        await asyncio.sleep(0.5)
+    async with heartbeating(watcher):
+        for _ in range(int((GRACE_S + 1.5) / 0.5)):
+            await second.send(type="heartbeat")
+            await asyncio.sleep(0.5)
     leaves = [f for f in watcher.frames[after:] if f["type"] == "presence.diff"
               and any(d["user_id"] == flaky_id for d in f["leaves"])]
     assert leaves == []

@@ -8,6 +8,7 @@ import uuid
 
 import httpx
 
+from tests.integration.client import heartbeating
 from tests.integration.frames import diff_with, user
 from tests.integration.stack import Stack, eventually
 
@@ -85,7 +86,8 @@ async def test_channel_policy_timeout_applies_to_its_members(connect) -> None:
     channel = f"game-{uuid.uuid4().hex[:6]}"  # the policy gives game-* a 1.5 s timeout
     watcher, subject, subject_id = await pair(connect, channel)
     quiet_since = time.monotonic()
-    await watcher.next(diff_with(channel, "leaves", subject_id, reason="timeout"), timeout_s=6)
+    async with heartbeating(watcher):  # the watcher is in the channel too: silent, it is closed after 1.5 s
+        await watcher.next(diff_with(channel, "leaves", subject_id, reason="timeout"), timeout_s=6)
     assert time.monotonic() - quiet_since <= 1.5 + 2
 
 

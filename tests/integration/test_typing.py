@@ -7,6 +7,7 @@ import time
 import uuid
 
 from schemas.events import TypingStarted
+from tests.integration.client import heartbeating
 from tests.integration.frames import diff_with, typing_is, user
 from tests.integration.log import logged_events
 from tests.integration.stack import Stack
@@ -74,6 +75,7 @@ async def test_typing_timeout_requests_are_capped(connect) -> None:
     channel = f"room-{uuid.uuid4().hex[:6]}"
     watcher, typist, typist_id = await joined_pair(connect, channel)
     await typist.send(type="typing.start", channel=channel, timeout_s=60)  # the policy caps it at 3 s
-    await watcher.next(typing_is(channel, [typist_id]))
-    after = len(watcher.frames)
-    await watcher.next(typing_is(channel, []), after=after, timeout_s=6)
+    async with heartbeating(watcher, typist):  # silent, both would be closed at their 3 s timeout
+        await watcher.next(typing_is(channel, [typist_id]))
+        after = len(watcher.frames)
+        await watcher.next(typing_is(channel, []), after=after, timeout_s=6)

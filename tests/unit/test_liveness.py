@@ -65,3 +65,46 @@ async def test_a_forgotten_connection_is_never_reported() -> None:
     alive.forget("c1")
     assert await alive.report(T0 + INTERVAL_MS) == 0
     assert log.written == []
+
+
+def test_a_connection_silent_for_longer_than_its_timeout_is_ended_once() -> None:
+    alive, _ = liveness()
+    ended: list[str] = []
+    alive.track("c1", "alice", T0, timeout_ms=30_000, on_silent=lambda: ended.append("c1"))
+    alive.track("c2", "bob", T0, timeout_ms=30_000, on_silent=lambda: ended.append("c2"))
+    alive.touch("c2", T0 + 10_000, active=False)
+
+    assert alive.end_silent(T0 + 30_000) == []  # exactly the timeout: not longer
+    assert alive.end_silent(T0 + 30_001) == ["c1"]
+    assert alive.end_silent(T0 + 35_000) == []  # once
+    assert alive.end_silent(T0 + 40_001) == ["c2"]
+    assert ended == ["c1", "c2"]
+
+
+def test_the_silence_limit_follows_the_connections_own_timeout() -> None:
+    alive, _ = liveness()
+    ended: list[str] = []
+    alive.track("c1", "alice", T0, timeout_ms=30_000, on_silent=lambda: ended.append("c1"))
+    alive.set_timeout("c1", 10_000)  # joined a channel with a timeout of its own
+
+    assert alive.end_silent(T0 + 10_001) == ["c1"]
+
+
+def test_the_processors_longer_timeout_wins_and_a_shorter_one_is_left_to_the_processor() -> None:
+    alive, _ = liveness()
+    alive.track("longer", "alice", T0, timeout_ms=30_000, on_silent=lambda: None)
+    alive.track("shorter", "bob", T0, timeout_ms=30_000, on_silent=lambda: None)
+    alive.set_processor_timeout("longer", 300_000)  # set by a REST update or on another device
+    alive.set_processor_timeout("shorter", 5_000)  # the processor times it out first; the watch closes it
+
+    assert alive.end_silent(T0 + 30_001) == ["shorter"]
+    assert alive.end_silent(T0 + 300_001) == ["longer"]
+
+
+def test_a_connection_tracked_without_a_timeout_is_never_ended_and_a_forgotten_one_neither() -> None:
+    alive, _ = liveness()
+    alive.track("c1", "alice", T0)
+    alive.track("c2", "bob", T0, timeout_ms=1_000, on_silent=lambda: None)
+    alive.forget("c2")
+
+    assert alive.end_silent(T0 + 10**9) == []

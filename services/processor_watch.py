@@ -1,0 +1,179 @@
+"""What the processor holds of the connections this edge has open, read from its users changelog.
+
+The processor's `users` table (`presence-users-changelog`, one `UserPresence` per record, keyed by
+user id) is the truth about which connections count as live. The edge reads it from the end it had
+when it started, decodes only the records of users with a connection here, and learns two things:
+
+1. The timeout the processor holds for each connection (`Connection.timeout_in_force_ms`), which
+   follows updates made elsewhere too (REST, another device); `Liveness` uses it to end silent
+   sockets (services/liveness.py).
+2. That the processor no longer holds a connection it held before: the sweeper timed it out (its
+   heartbeats did not reach the log in time: a half-open socket that woke up, a stalled client or
+   network), or its state was lost. The fold ignores every later event of that connection, so the
+   edge closes its socket with `connection.timed_out` instead of acknowledging frames that change
+   nothing; the client reconnects and is online again.
+
+Rules:
+1. A connection is judged gone only after a state that held it was read: records written before
+   its `connection.opened` was applied do not hold it yet, and must not close it.
+2. Records of a user's key are in the order the processor wrote them, so the latest record read is
+   the processor's latest state of that user.
+3. Records are read from this incarnation's start only: it has no connections before that.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
+
+from schemas.codec import DecodeError, decode
+from schemas.state import UserPresence
+from schemas.topics import USERS_CHANGELOG
+
+log = logging.getLogger(__name__)
+
+RETRY_S = 1.0  # while the changelog does not exist yet, or after a failed fetch
+
+
+@dataclass(slots=True)
+class _Held:
+    on_gone: Callable[[], None]
+    seen: bool = False  # a state of the processor held it (rule 1)
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    timeouts: dict[str, int]  # connection id -> the timeout the processor holds for it
+    gone: list[str]  # connections the processor held and no longer holds
+
+
+class HeldConnections:
+    """The connections this edge has open, by user; judges each processor state of their users."""
+
+    def __init__(self) -> None:
+        self._by_user: dict[str, dict[str, _Held]] = {}
+
+    def hold(self, user_id: str, connection_id: str, on_gone: Callable[[], None]) -> None:
+        self._by_user.setdefault(user_id, {})[connection_id] = _Held(on_gone)
+
+    def release(self, user_id: str, connection_id: str) -> None:
+        held = self._by_user.get(user_id)
+        if held is not None:
+            held.pop(connection_id, None)
+            if not held:
+                del self._by_user[user_id]
+
+    def holds_user(self, user_id: str) -> bool:
+        return user_id in self._by_user
+
+    def judge(self, state: UserPresence) -> Verdict:
+        """Notes which held connections `state` holds; those it no longer holds are released and
+        their `on_gone` called."""
+        held = self._by_user.get(state.user_id, {})
+        present = {c.connection_id: c for c in state.connections}
+        timeouts, gone = {}, []
+        for connection_id, entry in held.items():
+            connection = present.get(connection_id)
+            if connection is not None:
+                entry.seen = True
+                timeouts[connection_id] = connection.timeout_in_force_ms
+            elif entry.seen:
+                gone.append(connection_id)
+        for connection_id in gone:
+            on_gone = held[connection_id].on_gone
+            self.release(state.user_id, connection_id)
+            on_gone()
+        return Verdict(timeouts, gone)
+
+
+class ProcessorWatch:
+    """Reads the users changelog in the background and hands each state of a held user to `held`."""
+
+    def __init__(self, bootstrap_servers: str, edge_id: str, partitions: int, fetch_wait_ms: int,
+                 held: HeldConnections, on_timeout: Callable[[str, int], None]) -> None:
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap_servers,
+            client_id=f"{edge_id}-processor-watch",
+            group_id=None,
+            enable_auto_commit=False,
+            fetch_max_wait_ms=fetch_wait_ms,
+        )
+        self._partition_count = partitions
+        self._held = held
+        self._on_timeout = on_timeout
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await self._consumer.start()
+        partitions = await self._partitions()
+        if partitions:
+            # The broker may report the end too early (../shared/broker-notes.md): then a few older
+            # records are read again, which hold none of this incarnation's connections (rule 3).
+            await self._consumer.seek_to_end(*partitions)
+            for tp in partitions:  # resolved now, before serving, not at the first fetch
+                await self._consumer.position(tp)
+        self._task = asyncio.create_task(self._watch_forever(partitions), name="processor-watch")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self._consumer.stop()
+
+    async def _partitions(self) -> list[TopicPartition]:
+        partitions = self._consumer.partitions_for_topic(USERS_CHANGELOG)
+        if not partitions:
+            # `topics()` reads fresh metadata but does not refresh what `partitions_for_topic` answers from;
+            # the table is partitioned like `presence.events`, as the processor's tables must be.
+            with contextlib.suppress(KafkaError):
+                if USERS_CHANGELOG in await self._consumer.topics():
+                    partitions = set(range(self._partition_count))
+        assigned = [TopicPartition(USERS_CHANGELOG, p) for p in sorted(partitions or ())]
+        if assigned:
+            self._consumer.assign(assigned)
+        return assigned
+
+    async def _watch_forever(self, partitions: list[TopicPartition]) -> None:
+        while not partitions:  # no processor has kept state yet: it will create the topic
+            await asyncio.sleep(RETRY_S)
+            partitions = await self._partitions()
+            if partitions:  # created after this incarnation started: everything in it is new
+                await self._consumer.seek_to_beginning(*partitions)
+        while True:
+            try:
+                batches = await self._consumer.getmany(timeout_ms=200, max_records=5000)
+            except KafkaError as exc:
+                log.warning("reading %s failed (%r); retrying", USERS_CHANGELOG, exc)
+                await asyncio.sleep(RETRY_S)
+                continue
+            for records in batches.values():
+                for record in records:
+                    self._apply(record.key, record.value)
+
+    def _apply(self, key: bytes | None, value: bytes | None) -> None:
+        if key is None:
+            return
+        user_id = key.decode(errors="replace")
+        if not self._held.holds_user(user_id):
+            return  # most records: users with no connection on this edge are not decoded
+        if value is None:  # a deleted user holds no connection
+            state = UserPresence(user_id=user_id)
+        else:
+            try:
+                state = decode(value, UserPresence)
+            except DecodeError as exc:
+                log.error("skipping an undecodable state of %r in %s: %s", user_id, USERS_CHANGELOG, exc)
+                return
+        verdict = self._held.judge(state)
+        for connection_id, timeout_ms in verdict.timeouts.items():
+            self._on_timeout(connection_id, timeout_ms)
+        if verdict.gone:
+            log.info("the processor no longer holds %d connection(s) of %s open here; closing them",
+                     len(verdict.gone), user_id)

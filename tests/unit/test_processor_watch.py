@@ -1,0 +1,75 @@
+"""The edge's judgement of the processor's states: which of its open connections the processor
+still holds, with what timeout, and which it no longer holds (defect B, docs/reliability.md)."""
+
+from __future__ import annotations
+
+from schemas.codec import encode
+from schemas.state import Connection, UserPresence
+from services.processor_watch import HeldConnections, ProcessorWatch
+
+
+def connection(connection_id: str, timeout_ms: int = 30_000, **fields: object) -> Connection:
+    return Connection(connection_id=connection_id, edge_id="edge-1", opened_at=1, last_heartbeat=1,
+                      timeout_ms=timeout_ms, **fields)  # type: ignore[arg-type]
+
+
+def state(user_id: str, *connections: Connection) -> UserPresence:
+    return UserPresence(user_id=user_id, connections=connections)
+
+
+def test_a_connection_the_processor_held_and_no_longer_holds_is_gone_once() -> None:
+    held, gone = HeldConnections(), []
+    held.hold("ada", "a1", lambda: gone.append("a1"))
+    held.hold("ada", "a2", lambda: gone.append("a2"))
+
+    assert held.judge(state("ada", connection("a1"), connection("a2"))).gone == []
+    assert held.judge(state("ada", connection("a2"))).gone == ["a1"]  # timed out by the sweeper
+    assert held.judge(state("ada", connection("a2"))).gone == []
+    assert gone == ["a1"]
+    assert held.holds_user("ada")
+
+
+def test_states_from_before_the_open_was_applied_close_nothing() -> None:
+    held, gone = HeldConnections(), []
+    held.hold("ada", "a1", lambda: gone.append("a1"))
+
+    assert held.judge(state("ada", connection("older"))).gone == []  # the open is not folded yet
+    assert held.judge(state("ada")).gone == []
+    assert gone == []
+
+
+def test_the_timeout_in_force_is_the_shortest_of_the_connection_and_its_channels() -> None:
+    held = HeldConnections()
+    held.hold("ada", "a1", lambda: None)
+    held.hold("ada", "a2", lambda: None)
+
+    verdict = held.judge(state("ada", connection("a1", 300_000),
+                               connection("a2", 300_000, channel_timeouts={"game-1": 10_000})))
+
+    assert verdict.timeouts == {"a1": 300_000, "a2": 10_000}
+
+
+def test_released_connections_and_other_users_are_not_judged() -> None:
+    held, gone = HeldConnections(), []
+    held.hold("ada", "a1", lambda: gone.append("a1"))
+    held.judge(state("ada", connection("a1")))
+    held.release("ada", "a1")  # the session ended: its own close must not count as a timeout
+
+    assert not held.holds_user("ada")
+    assert held.judge(state("ada")).gone == []
+    assert held.judge(state("bob")).gone == []
+    assert gone == []
+
+
+async def test_the_watch_decodes_only_held_users_and_reports_their_timeouts_and_departures() -> None:
+    held, gone, timeouts = HeldConnections(), [], []
+    held.hold("ada", "a1", lambda: gone.append("a1"))
+    watch = ProcessorWatch("127.0.0.1:1", "edge-1", 4, 5, held, on_timeout=lambda c, t: timeouts.append((c, t)))
+
+    watch._apply(b"bob", b"not even JSON")  # not held here: never decoded
+    watch._apply(b"ada", encode(state("ada", connection("a1", 20_000))))
+    watch._apply(b"ada", b"garbage")  # logged and skipped
+    watch._apply(b"ada", None)  # a deleted user holds nothing
+
+    assert timeouts == [("a1", 20_000)]
+    assert gone == ["a1"]
