@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from schemas.changes import Change, MemberJoined, MemberLeft, MemberTyping, MemberUpdated
+from schemas.changes import Change, ChannelExpired, MemberJoined, MemberLeft, MemberTyping, MemberUpdated
 from schemas.codec import DecodeError, decode, decode_change, encode
 from schemas.dead_letters import DeadLetter
 from schemas.events import Event, EventBatch, PresenceUpdated
@@ -29,32 +29,40 @@ from streams.app import (
     users_topic,
 )
 from streams.channels import apply_member_change
+from streams.continuity import InOrder, Record
 from streams.core import apply, user_view
 
 log = logging.getLogger(__name__)
 
+in_order = InOrder(app, settings.bootstrap_servers)
+
 
 @app.agent(events_topic)
 async def fold_events(stream: Any) -> None:
-    async for record in stream.events():
-        message = record.message
+    async for record in in_order.records(stream):
         try:
             batch = decode(record.value, EventBatch)
         except DecodeError as exc:
-            await _dead_letter(message, record.value, exc)
+            await _dead_letter(record, record.value, exc)
             continue
         for event in batch.events:
             try:
                 await _fold(event)
             except Exception as exc:  # one event that breaks the fold must not stop its partition
-                await _dead_letter(message, encode(event), exc)
+                await _dead_letter(record, encode(event), exc)
         last_at = max((e.at for e in batch.events), default=0)
-        progress.processed(message.partition, message.offset, last_at)
+        progress.processed(record.partition, record.offset, last_at)
 
 
 async def _fold(event: Event) -> None:
     before = users.get(event.user_id)
     after, changes = apply(before, event)
+    if after is None:
+        if before is not None:
+            # Tombstones: compaction then removes the user from the changelog and the views.
+            del users[event.user_id]
+            await users_topic.send(key=event.user_id.encode(), value=None)
+        return
     if after is before:
         if before is not None and isinstance(event, PresenceUpdated):
             # A repeated update (the same Idempotency-Key) changes nothing but is answered like the
@@ -72,13 +80,13 @@ async def _fold(event: Event) -> None:
         await users_topic.send(key=event.user_id.encode(), value=encode(view))
 
 
-async def _dead_letter(message: Any, value: bytes, exc: Exception) -> None:
-    log.error("dead letter from %s/%s/%s: %r", message.topic, message.partition, message.offset, exc)
+async def _dead_letter(record: Record, value: bytes, exc: Exception) -> None:
+    log.error("dead letter from %s/%s/%s: %r", record.topic, record.partition, record.offset, exc)
     letter = DeadLetter(
-        topic=message.topic, partition=message.partition, offset=message.offset, error=repr(exc),
+        topic=record.topic, partition=record.partition, offset=record.offset, error=repr(exc),
         value=value.decode(errors="replace"), worker_id=settings.worker_id,
     )
-    await dead_letters_topic.send(key=message.key, value=encode(letter))
+    await dead_letters_topic.send(key=record.key, value=encode(letter))
 
 
 async def _publish(change: Change) -> None:
@@ -90,15 +98,22 @@ async def _publish(change: Change) -> None:
 
 @app.agent(channel_changes_topic)
 async def fold_member_changes(stream: Any) -> None:
-    async for record in stream.events():
+    async for record in in_order.records(stream):
         try:
             change = decode_change(decode(record.value, dict))
-            if not isinstance(change, MemberJoined | MemberUpdated | MemberLeft | MemberTyping):
-                raise DecodeError(f"{change.type} is not a member change")
-            state, view = apply_member_change(channels.get(change.channel), change)
+            if not isinstance(change, MemberJoined | MemberUpdated | MemberLeft | MemberTyping | ChannelExpired):
+                raise DecodeError(f"{change.type} is not a channel change")
+            before = channels.get(change.channel)
+            state, view = apply_member_change(before, change)
         except Exception as exc:  # as above: the partition goes on
-            await _dead_letter(record.message, record.value, exc)
+            await _dead_letter(record, record.value, exc)
             continue
-        if view is not None:
+        key = change.channel.encode()
+        if state is None:
+            if before is not None:
+                # Tombstones: compaction then removes the channel from the changelog and the views.
+                del channels[change.channel]
+                await channels_topic.send(key=key, value=None)
+        elif view is not None:
             channels[change.channel] = state
-            await channels_topic.send(key=change.channel.encode(), value=encode(view))
+            await channels_topic.send(key=key, value=encode(view))

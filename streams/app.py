@@ -6,12 +6,14 @@ import faust
 
 from schemas import topics
 from streams import codecs  # noqa: F401  (registers the table value codecs)
+from streams.continuity import leave_skipped_offsets_unacknowledged
 from streams.settings import WorkerSettings
 from streams.tuning import read_end_offsets_by_fetch, set_fetch_wait
 
 settings = WorkerSettings.from_env()
 set_fetch_wait(settings.fetch_wait_ms)
 read_end_offsets_by_fetch(settings.bootstrap_servers)
+leave_skipped_offsets_unacknowledged()
 
 app = faust.App(
     "presence",
