@@ -96,6 +96,19 @@ class MemberTyping(Change):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ChannelExpired(Change):
+    """The channel has had no member since `empty_since`: the channel stage forgets it.
+
+    Written to `presence.channel-changes` by the processor's sweeper, so a replay forgets the
+    channel at the same point of the log. No user caused it: `user_id` is empty.
+    """
+
+    type: ClassVar[str] = "channel.expired"
+    channel: str
+    empty_since: int  # `changed_at` of the state the sweeper saw; a later change makes this a no-op
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class UserView:
     """What anyone may see of a user: one record per change on `presence.users` (compacted, by user id)."""
 
@@ -115,11 +128,13 @@ class UserView:
 
 
 MemberChange = MemberJoined | MemberUpdated | MemberLeft | MemberTyping
+ChannelChange = MemberChange | ChannelExpired  # what `presence.channel-changes` carries
 
 CHANGE_TYPES: dict[str, type[Change]] = {
     cls.type: cls
     for cls in (
-        UserCameOnline, UserWentOffline, UserStatusChanged, MemberJoined, MemberUpdated, MemberLeft, MemberTyping
+        UserCameOnline, UserWentOffline, UserStatusChanged, MemberJoined, MemberUpdated, MemberLeft, MemberTyping,
+        ChannelExpired,
     )
 }
 

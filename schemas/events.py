@@ -150,6 +150,15 @@ class UserIdled(Event):
     type: ClassVar[str] = "user.idled"
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UserForgotten(Event):
+    """Written by the sweeper: the user has had no connection since `last_seen`, longer than the
+    retention; the processor forgets the user (tombstones), unless the user came back meanwhile."""
+
+    type: ClassVar[str] = "user.forgotten"
+    last_seen: int
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.type: cls
     for cls in (
@@ -166,6 +175,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         TypingExpired,
         StatusExpired,
         UserIdled,
+        UserForgotten,
     )
 }
 

@@ -2,7 +2,9 @@
 
 A view that follows the one the edge held (`seq = previous + 1`) goes out as a `presence.diff`;
 after a gap (the edge missed views, for example after compaction) subscribers get a fresh
-`presence.snapshot` instead, so applying frames in seq order is always correct.
+`presence.snapshot` instead, so applying frames in seq order is always correct. The first view
+of a channel's life (the edge holds none, everyone in it just joined) is a diff from the empty
+channel, `seq` 0: it goes out with `from_seq` 1.
 
 Channels with more members than `batch_above` get coalesced frames instead: the views of a short
 window are merged into one `presence.batch` (occupancy plus the net joins, leaves and updates,
@@ -55,8 +57,12 @@ class Fanout:
         elif len(view.members) > self._batch_above and view.seq == previous_seq + 1:
             self._pending[view.channel] = _Batch(view)
             asyncio.get_running_loop().call_later(self._batch_window_s, self._flush, view.channel)
+        elif view.seq == previous_seq + 1:
+            self._send(view.channel, diff_frame(view))
+        elif previous_seq == 0 and view.members == view.joins:
+            self._send(view.channel, diff_frame(view, from_seq=1))
         else:
-            self._send(view.channel, diff_frame(view) if view.seq == previous_seq + 1 else snapshot_frame(view))
+            self._send(view.channel, snapshot_frame(view))
 
     def _flush(self, channel: str) -> None:
         batch = self._pending.pop(channel, None)
@@ -123,5 +129,9 @@ def snapshot_frame(view: ChannelView, ref: object = None) -> bytes:
     return orjson.dumps(body)
 
 
-def diff_frame(view: ChannelView) -> bytes:
-    return orjson.dumps({"type": "presence.diff", **representation.diff(view)})
+def diff_frame(view: ChannelView, from_seq: int | None = None) -> bytes:
+    """`from_seq` only when the diff applies on a view other than `seq - 1`."""
+    body = {"type": "presence.diff", **representation.diff(view)}
+    if from_seq is not None:
+        body["from_seq"] = from_seq
+    return orjson.dumps(body)

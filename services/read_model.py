@@ -95,13 +95,21 @@ class ReadModel:
             for tp, records in batches.items():
                 apply = self._apply_channel if tp.topic == CHANNELS.name else self._apply_user
                 for record in records:
-                    apply(record.value)
+                    apply(record.key, record.value)
             for tp in self._partitions:
                 highwater = self._consumer.highwater(tp)
                 if highwater is not None and await self._consumer.position(tp) >= highwater:
                     self._caught_up.add(tp)
 
-    def _apply_channel(self, value: bytes) -> None:
+    def _apply_channel(self, key: bytes | None, value: bytes | None) -> None:
+        if value is None:  # the processor forgot the channel (it stayed empty): so does the edge
+            channel = (key or b"").decode(errors="replace")
+            history = self._channels.pop(channel, None)
+            if history:
+                # Subscribers start over from the empty channel at seq 0; a new life's first
+                # view is a diff from there.
+                self._listener(self.view(channel), history[-1].seq)
+            return
         view = _decode(value, ChannelView)
         if view is None:
             return
@@ -113,7 +121,10 @@ class ReadModel:
         metrics.VIEWS_APPLIED.inc()
         self._listener(view, previous_seq)
 
-    def _apply_user(self, value: bytes) -> None:
+    def _apply_user(self, key: bytes | None, value: bytes | None) -> None:
+        if value is None:  # the processor forgot the user (offline beyond the retention)
+            self._users.pop((key or b"").decode(errors="replace"), None)
+            return
         view = _decode(value, UserView)
         if view is None:
             return

@@ -3,6 +3,12 @@
 Same rules as `streams.core`: no clock, no I/O, idempotent by change id, and a change that does
 not fit (a leave of someone absent) changes nothing. Every effective change bumps `seq` by one,
 so subscribers can apply "snapshot, then diffs" and notice a gap.
+
+A channel that stayed empty is forgotten (`channel.expired`); if it is joined again, a new life
+starts. Its `seq` must still exceed every `seq` of the lives before, or subscribers and resumes
+would take new views for old ones, so a life starts at `SEQ_PER_MS` times the time of its first
+change: above the last life's views as long as that life had fewer than `SEQ_PER_MS` views per
+millisecond of its length plus the time it stayed empty.
 """
 
 from __future__ import annotations
@@ -10,10 +16,11 @@ from __future__ import annotations
 from dataclasses import replace
 
 from schemas.changes import (
+    ChannelChange,
+    ChannelExpired,
     ChannelView,
     Departure,
     Member,
-    MemberChange,
     MemberJoined,
     MemberLeft,
     MemberTyping,
@@ -22,14 +29,21 @@ from schemas.changes import (
 from schemas.state import ChannelState
 
 RECENT_CHANGE_IDS = 256
+SEQ_PER_MS = 1000
 
 
 def apply_member_change(
-    state: ChannelState | None, change: MemberChange
-) -> tuple[ChannelState, ChannelView | None]:
-    state = state or ChannelState(channel=change.channel)
-    if change.change_id in state.recent_change_ids:
+    state: ChannelState | None, change: ChannelChange
+) -> tuple[ChannelState | None, ChannelView | None]:
+    """The channel after `change` (None: it has no state, or is forgotten) and the view to publish."""
+    if isinstance(change, ChannelExpired):
+        if state is not None and not state.members and state.changed_at == change.empty_since:
+            return None, None
         return state, None
+    before = state
+    state = state or ChannelState(channel=change.channel, seq=change.at * SEQ_PER_MS)
+    if change.change_id in state.recent_change_ids:
+        return before, None
     members = {m.user_id: m for m in state.members}
     typing = set(state.typing)
     joins: tuple[Member, ...] = ()
@@ -38,7 +52,7 @@ def apply_member_change(
     if isinstance(change, MemberJoined | MemberUpdated):
         current = members.get(change.user_id)
         if current == change.member or (current is None and isinstance(change, MemberUpdated)):
-            return state, None
+            return before, None
         members[change.user_id] = change.member
         if current is None:
             joins = (change.member,)
@@ -46,24 +60,25 @@ def apply_member_change(
             updates = (change.member,)
     elif isinstance(change, MemberLeft):
         if members.pop(change.user_id, None) is None:
-            return state, None
+            return before, None
         typing.discard(change.user_id)
         leaves = (Departure(user_id=change.user_id, reason=change.reason, last_seen=change.last_seen),)
     elif isinstance(change, MemberTyping):
         if change.user_id not in members or (change.user_id in typing) == change.typing:
-            return state, None
+            return before, None
         if change.typing:
             typing.add(change.user_id)
         else:
             typing.discard(change.user_id)
     else:
-        return state, None
+        return before, None
     state = replace(
         state,
         seq=state.seq + 1,
         members=tuple(sorted(members.values(), key=lambda m: m.user_id)),
         typing=tuple(sorted(typing)),
         recent_change_ids=(*state.recent_change_ids, change.change_id)[-RECENT_CHANGE_IDS:],
+        changed_at=change.at,
     )
     view = ChannelView(
         channel=state.channel, seq=state.seq, at=change.at, members=state.members,

@@ -9,6 +9,8 @@ Rules this module obeys:
    transition below only edits state and never decides what to announce.
 5. Whatever expires (connections, typing, statuses, activity) expires through an event the sweeper
    writes with `due_events`; each transition re-checks the deadline against the event's own time.
+6. A user offline for longer than the retention is forgotten (`user.forgotten`): `apply` returns
+   no state, and the adapter writes tombstones.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from schemas.events import (
     TypingExpired,
     TypingStarted,
     TypingStopped,
+    UserForgotten,
     UserIdled,
 )
 from schemas.state import Connection, UserPresence
@@ -53,7 +56,12 @@ RECENT_EVENT_IDS = 64
 DEFAULT_STATUS = "online"
 
 
-def apply(state: UserPresence | None, event: Event) -> tuple[UserPresence, list[Change]]:
+def apply(state: UserPresence | None, event: Event) -> tuple[UserPresence | None, list[Change]]:
+    if isinstance(event, UserForgotten):
+        # Only the offline spell the sweeper saw: any activity since moved `last_seen`.
+        if state is not None and not state.connections and (state.last_seen or 0) == event.last_seen:
+            return None, []
+        return state, []
     state = state or UserPresence(user_id=event.user_id)
     if event.event_id in state.recent_event_ids:
         return state, []
@@ -68,8 +76,9 @@ def apply(state: UserPresence | None, event: Event) -> tuple[UserPresence, list[
     return after, _changes(state, after, event)
 
 
-def due_events(state: UserPresence, now: int, sweeper_id: str) -> list[Event]:
-    """The expiry events due by `now`: connection timeouts, typing expiries, status expiry, auto-away.
+def due_events(state: UserPresence, now: int, sweeper_id: str, forget_after_ms: int | None = None) -> list[Event]:
+    """The expiry events due by `now`: connection timeouts, typing expiries, status expiry, auto-away,
+    and forgetting a user offline for longer than `forget_after_ms` (never when None).
 
     Ids are derived from the deadline, so sweeping twice before the first one is applied writes a
     duplicate that `apply` ignores (from the sweep time instead if that id was used already: see below).
@@ -92,6 +101,10 @@ def due_events(state: UserPresence, now: int, sweeper_id: str) -> list[Event]:
     idle_at = _idle_at(state)
     if idle_at is not None and idle_at <= now:
         due.append(expiry(UserIdled, idle_at))
+    last_seen = state.last_seen or 0
+    if forget_after_ms is not None and not state.connections and last_seen + forget_after_ms <= now:
+        due.append(UserForgotten(event_id=f"user.forgotten:{state.user_id}:{last_seen}", user_id=state.user_id,
+                                 connection_id="", edge_id=sweeper_id, at=now, last_seen=last_seen))
     return due
 
 

@@ -15,6 +15,8 @@ class WorkerSettings:
     partitions: int
     worker_id: str
     sweep_interval_s: float
+    channel_retention_s: float
+    user_retention_s: float
     fetch_wait_ms: int
     session_timeout_s: float
     datadir: str
@@ -42,6 +44,8 @@ class WorkerSettings:
             partitions=int(env.get("PRESENCE_PARTITIONS", DEFAULT_PARTITIONS)),
             worker_id=worker_id,
             sweep_interval_s=float(env.get("PRESENCE_SWEEP_INTERVAL_S", "0.5")),
+            channel_retention_s=float(env.get("PRESENCE_CHANNEL_RETENTION_S", "300")),
+            user_retention_s=float(env.get("PRESENCE_USER_RETENTION_S", str(30 * 24 * 3600))),
             fetch_wait_ms=int(env.get("PRESENCE_FETCH_WAIT_MS", "5")),
             session_timeout_s=float(env.get("PRESENCE_SESSION_TIMEOUT_S", "10")),
             datadir=env.get("PRESENCE_WORKER_DATADIR", f"/tmp/presence-{worker_id}"),

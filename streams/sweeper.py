@@ -1,5 +1,7 @@
 """The sweeper: turns passed deadlines into expiry events in the log (`streams.core.due_events`):
-connection timeouts, typing expiries, status expiries and auto-away.
+connection timeouts, typing expiries, status expiries, auto-away and users offline for longer than
+`PRESENCE_USER_RETENTION_S`; and channels that stayed empty for `PRESENCE_CHANNEL_RETENTION_S`
+into `channel.expired` changes.
 
 It runs on every worker but looks only at users of the `presence.events` partitions this worker
 owns, and writes each timeout to the user's own partition, where the fold applies it like any
@@ -14,11 +16,12 @@ from collections import defaultdict
 
 from faust.types import TP
 
+from schemas.changes import ChannelExpired
 from schemas.codec import encode
 from schemas.events import Event, EventBatch
-from schemas.topics import EVENTS, batch_key, partition_for
+from schemas.topics import CHANNEL_CHANGES, EVENTS, batch_key, partition_for
 from streams import progress
-from streams.app import app, events_topic, settings, users
+from streams.app import app, channel_changes_topic, channels, events_topic, settings, users
 from streams.core import due_events
 
 # An expiry already written is not written again until the fold has had time to apply it.
@@ -36,11 +39,12 @@ async def sweep() -> None:
                 tp.partition, _next_offset(tp), _highwater(tp), wall_now
             )
     due: dict[int, list[Event]] = defaultdict(list)
+    forget_after_ms = int(settings.user_retention_s * 1000)
     for user_id, state in list(users.items()):
         partition = partition_for(user_id, settings.partitions)
         now = sweep_times.get(partition)
         if now is not None:
-            for event in due_events(state, now, settings.worker_id):
+            for event in due_events(state, now, settings.worker_id, forget_after_ms):
                 if _sent.get(event.event_id, 0) < wall_now:
                     due[partition].append(event)
     for events in due.values():
@@ -50,6 +54,24 @@ async def sweep() -> None:
     for partition, events in due.items():
         key = batch_key(e.user_id for e in events)
         await events_topic.send(key=key, value=encode(EventBatch(events=tuple(events))), partition=partition)
+    await _expire_channels(wall_now)
+
+
+async def _expire_channels(wall_now: int) -> None:
+    # Judged by the wall clock: the expiry is appended to the channel's partition, after any join
+    # still unread there, and a channel that changed in between ignores it.
+    owned = {tp.partition for tp in app.consumer.assignment() if tp.topic == CHANNEL_CHANGES.name}
+    retention_ms = int(settings.channel_retention_s * 1000)
+    for channel, state in list(channels.items()):
+        if state.members or state.changed_at + retention_ms > wall_now:
+            continue
+        if partition_for(channel, settings.partitions) not in owned:
+            continue
+        expiry = ChannelExpired(change_id=f"expired:{channel}@{state.changed_at}", user_id="", at=wall_now,
+                                channel=channel, empty_since=state.changed_at)
+        if _sent.get(expiry.change_id, 0) < wall_now:
+            _sent[expiry.change_id] = wall_now + RESEND_AFTER_MS
+            await channel_changes_topic.send(key=channel.encode(), value=encode(expiry))
 
 
 def _next_offset(tp: TP) -> int | None:

@@ -41,6 +41,7 @@ from schemas.events import (
     TypingExpired,
     TypingStarted,
     TypingStopped,
+    UserForgotten,
     UserIdled,
 )
 
@@ -100,6 +101,11 @@ class Expected:
 def fold(events: Iterable[Event]) -> dict[str, Expected]:
     users: dict[str, Expected] = {}
     for e in events:
+        if isinstance(e, UserForgotten):
+            gone = users.get(e.user_id)
+            if gone is not None and not gone.conns and (gone.last_seen or 0) == e.last_seen:
+                del users[e.user_id]  # offline since the spell the sweeper saw: no state, no view
+            continue
         user = users.setdefault(e.user_id, Expected(user_id=e.user_id))
         step(user, e)
     return users

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from tests.chaos.stack import ChaosStack
-from tests.integration.client import Client
+from tests.integration.client import wait_for_processor
 from tests.integration.stack import kafka_broker
 
 FIGURES: list[tuple[str, dict[str, Any]]] = []
@@ -34,7 +34,7 @@ async def started(broker: tuple[str, bool], workers: int, **overrides: str) -> C
     stack = ChaosStack(bootstrap=broker[0], embedded=broker[1], overrides=overrides)
     try:
         await stack.start(workers)
-        await wait_for_processor(stack)
+        await wait_for_processor(stack.ws_url, stack.token(f"probe-{stack.run_id}"), f"probe-{stack.run_id}")
     except BaseException:
         stack.stop()
         raise
@@ -67,15 +67,6 @@ async def fresh_chaos_stack() -> AsyncIterator[ChaosStack]:
     """For the long tests."""
     async with own_stack(int(env_number("CHAOS_WORKERS", 2))) as stack:
         yield stack
-
-
-async def wait_for_processor(stack: ChaosStack, timeout_s: float = 120) -> None:
-    """Workers join their consumer group some seconds after they start; wait until presence flows."""
-    probe = Client(stack.ws_url, stack.token(f"probe-{stack.run_id}"))
-    await probe.connect()
-    await probe.join(f"probe-{stack.run_id}")
-    await probe.next(lambda f: f["type"] == "presence.diff", timeout_s=timeout_s)
-    await probe.close()
 
 
 @pytest.fixture

@@ -122,3 +122,13 @@ async def heartbeating(*clients: Client) -> AsyncIterator[None]:
         yield
     finally:
         task.cancel()
+
+
+async def wait_for_processor(ws_url: str, token: str, channel: str, timeout_s: float = 120) -> None:
+    """Workers join their consumer group some seconds after they start; wait until presence flows."""
+    probe = Client(ws_url, token)
+    await probe.connect()
+    async with heartbeating(probe):  # a silent socket is closed at its timeout, long before the worker is up
+        await probe.join(channel)
+        await probe.next(lambda f: f["type"] == "presence.diff" and f["channel"] == channel, timeout_s=timeout_s)
+    await probe.close()

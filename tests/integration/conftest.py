@@ -5,7 +5,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from tests.integration.client import Client, heartbeating
+from tests.integration.client import Client, wait_for_processor
 from tests.integration.stack import Stack, kafka_broker
 
 
@@ -21,20 +21,10 @@ async def stack(broker: tuple[str, bool]) -> AsyncIterator[Stack]:
     stack = Stack(bootstrap=bootstrap, embedded=embedded)
     await stack.start()
     try:
-        await _wait_for_processor(stack)
+        await wait_for_processor(stack.ws_url, stack.token("probe"), "probe")
         yield stack
     finally:
         stack.stop()
-
-
-async def _wait_for_processor(stack: Stack) -> None:
-    """The worker joins its consumer group some seconds after it starts; wait until presence flows."""
-    probe = Client(stack.ws_url, stack.token("probe"))
-    await probe.connect()
-    async with heartbeating(probe):  # a silent socket is closed at its timeout, long before the worker is up
-        await probe.join("probe")
-        await probe.next(lambda f: f["type"] == "presence.diff" and f["channel"] == "probe", timeout_s=120)
-    await probe.close()
 
 
 @pytest.fixture

@@ -25,6 +25,8 @@ PARTITIONS = 4
 TIMEOUT_S = 3.0
 HEARTBEAT_S = 1.0
 GRACE_S = 2.0
+CHANNEL_RETENTION_S = 4.0
+USER_RETENTION_S = 20.0
 BATCH_ABOVE_MEMBERS = 4
 ALLOWED_ORIGIN = "https://app.example"
 MAX_CHANNELS = 20
@@ -91,6 +93,8 @@ class Stack:
             "PRESENCE_HEARTBEAT_S": str(HEARTBEAT_S),
             "PRESENCE_RECONNECT_GRACE_S": str(GRACE_S),
             "PRESENCE_SWEEP_INTERVAL_S": "0.2",
+            "PRESENCE_CHANNEL_RETENTION_S": str(CHANNEL_RETENTION_S),
+            "PRESENCE_USER_RETENTION_S": str(USER_RETENTION_S),
             "PRESENCE_SESSION_TIMEOUT_S": "6",
             "PRESENCE_DEV_MODE": "true",
             "PRESENCE_POLICY_FILE": str(Path(__file__).with_name("policy.json")),

@@ -20,10 +20,17 @@ from tests.integration.stack import Stack
 async def replayed_and_live(stack: Stack) -> tuple[dict[str, UserPresence], dict[str, UserPresence]]:
     replayed: dict[str, UserPresence] = {}
     for event in await logged_events(stack.bootstrap):
-        replayed[event.user_id], _ = apply(replayed.get(event.user_id), event)
+        state, _ = apply(replayed.get(event.user_id), event)
+        if state is None:  # forgotten (offline beyond the retention)
+            replayed.pop(event.user_id, None)
+        else:
+            replayed[event.user_id] = state
     live: dict[str, UserPresence] = {}
     for record in sorted(await read_all(stack.bootstrap, USERS_CHANGELOG), key=lambda r: r.offset):
-        live[record.key.decode()] = decode(record.value, UserPresence)
+        if record.value is None:  # a tombstone
+            live.pop(record.key.decode(), None)
+        else:
+            live[record.key.decode()] = decode(record.value, UserPresence)
     return replayed, live
 
 

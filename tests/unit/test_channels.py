@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from schemas.changes import (
+    ChannelExpired,
     ChannelView,
     Departure,
     Member,
@@ -14,9 +15,10 @@ from schemas.changes import (
     OfflineReason,
 )
 from schemas.state import ChannelState
-from streams.channels import apply_member_change
+from streams.channels import SEQ_PER_MS, apply_member_change
 
 CHANNEL = "room"
+BASE = 10 * SEQ_PER_MS  # a life starts at SEQ_PER_MS times the time of its first change (at 10 here)
 
 
 def member(user: str, *, status: str = "online", connections: int = 1, joined_at: int = 10) -> Member:
@@ -54,14 +56,14 @@ def fold(*changes: MemberChange) -> tuple[ChannelState, list[ChannelView]]:
     return state, views
 
 
-def test_first_join_publishes_seq_1_with_the_join_and_the_members() -> None:
+def test_first_join_publishes_the_first_seq_of_a_life_with_the_join_and_the_members() -> None:
     change = join("u1", 10)
 
     state, view = apply_member_change(None, change)
 
-    assert view == ChannelView(channel=CHANNEL, seq=1, at=10, members=(member("u1"),), joins=(member("u1"),))
-    assert state == ChannelState(channel=CHANNEL, seq=1, members=(member("u1"),),
-                                 recent_change_ids=(change.change_id,))
+    assert view == ChannelView(channel=CHANNEL, seq=BASE + 1, at=10, members=(member("u1"),), joins=(member("u1"),))
+    assert state == ChannelState(channel=CHANNEL, seq=BASE + 1, members=(member("u1"),),
+                                 recent_change_ids=(change.change_id,), changed_at=10)
 
 
 def test_update_of_a_present_member_publishes_the_update() -> None:
@@ -71,10 +73,10 @@ def test_update_of_a_present_member_publishes_the_update() -> None:
 
     state, view = apply_member_change(before, change)
 
-    assert view == ChannelView(channel=CHANNEL, seq=3, at=30, members=(away, member("u2", joined_at=20)),
+    assert view == ChannelView(channel=CHANNEL, seq=BASE + 3, at=30, members=(away, member("u2", joined_at=20)),
                                updates=(away,))
     assert state.members == view.members
-    assert state.seq == 3
+    assert state.seq == BASE + 3
 
 
 def test_join_of_a_present_member_with_a_new_view_publishes_an_update() -> None:
@@ -92,7 +94,7 @@ def test_leave_publishes_the_departure_with_reason_and_last_seen() -> None:
 
     state, view = apply_member_change(before, leave("u1", 40, reason="timeout"))
 
-    assert view == ChannelView(channel=CHANNEL, seq=3, at=40, members=(member("u2", joined_at=20),),
+    assert view == ChannelView(channel=CHANNEL, seq=BASE + 3, at=40, members=(member("u2", joined_at=20),),
                                leaves=(Departure(user_id="u1", reason="timeout", last_seen=40),))
     assert state.members == (member("u2", joined_at=20),)
 
@@ -113,7 +115,7 @@ def test_update_of_an_absent_user_changes_nothing() -> None:
 
     assert view is None
     assert state == before
-    assert state.seq == 1
+    assert state.seq == BASE + 1
 
 
 def test_duplicate_change_id_is_ignored() -> None:
@@ -138,7 +140,7 @@ def test_seq_increases_by_one_per_published_view() -> None:
         join("u2", 50),
     )
 
-    assert [v.seq for v in views] == [1, 2, 3, 4, 5]
+    assert [v.seq for v in views] == [BASE + 1, BASE + 2, BASE + 3, BASE + 4, BASE + 5]
 
 
 def test_members_are_sorted_by_user_id() -> None:
@@ -158,9 +160,9 @@ def test_typing_of_a_member_publishes_the_typing_set() -> None:
     state, view = apply_member_change(before, change)
 
     members = (member("u1", joined_at=20), member("u2"))
-    assert view == ChannelView(channel=CHANNEL, seq=3, at=30, members=members, typing=("u2",))
-    assert state == ChannelState(channel=CHANNEL, seq=3, members=members, typing=("u2",),
-                                 recent_change_ids=(*before.recent_change_ids, change.change_id))
+    assert view == ChannelView(channel=CHANNEL, seq=BASE + 3, at=30, members=members, typing=("u2",))
+    assert state == ChannelState(channel=CHANNEL, seq=BASE + 3, members=members, typing=("u2",),
+                                 recent_change_ids=(*before.recent_change_ids, change.change_id), changed_at=30)
 
 
 def test_typing_views_carry_the_whole_sorted_typing_set() -> None:
@@ -177,7 +179,7 @@ def test_typing_off_publishes_the_smaller_set() -> None:
 
     state, view = apply_member_change(before, typing("u1", 50, on=False))
 
-    assert view == ChannelView(channel=CHANNEL, seq=5, at=50, members=before.members, typing=("u2",))
+    assert view == ChannelView(channel=CHANNEL, seq=BASE + 5, at=50, members=before.members, typing=("u2",))
     assert state.typing == ("u2",)
 
 
@@ -203,7 +205,7 @@ def test_typing_before_the_first_join_leaves_the_channel_empty() -> None:
     state, view = apply_member_change(None, typing("u1", 10))
 
     assert view is None
-    assert state == ChannelState(channel=CHANNEL)
+    assert state is None
 
 
 def test_leave_of_a_typing_member_removes_it_from_the_typing_set() -> None:
@@ -211,7 +213,7 @@ def test_leave_of_a_typing_member_removes_it_from_the_typing_set() -> None:
 
     state, view = apply_member_change(before, leave("u1", 50))
 
-    assert view == ChannelView(channel=CHANNEL, seq=5, at=50, members=(member("u2", joined_at=20),),
+    assert view == ChannelView(channel=CHANNEL, seq=BASE + 5, at=50, members=(member("u2", joined_at=20),),
                                leaves=(Departure(user_id="u1", reason="leave", last_seen=50),), typing=("u2",))
     assert state.typing == ("u2",)
 
@@ -226,7 +228,7 @@ def test_update_of_a_typing_member_keeps_it_typing() -> None:
 
     state, view = apply_member_change(before, update("u1", 30, status="away"))
 
-    assert view == ChannelView(channel=CHANNEL, seq=3, at=30, members=(member("u1", status="away"),),
+    assert view == ChannelView(channel=CHANNEL, seq=BASE + 3, at=30, members=(member("u1", status="away"),),
                                updates=(member("u1", status="away"),), typing=("u1",))
     assert state.typing == ("u1",)
 
@@ -240,3 +242,37 @@ def test_duplicate_typing_change_id_is_ignored() -> None:
     assert view is None
     assert state == before
     assert state.typing == ()
+
+
+# channel.expired
+
+
+def expired(empty_since: int, at: int) -> ChannelExpired:
+    return ChannelExpired(change_id=f"expired:{CHANNEL}@{empty_since}", user_id="", at=at, channel=CHANNEL,
+                          empty_since=empty_since)
+
+
+def test_a_channel_empty_since_the_expiry_says_is_forgotten() -> None:
+    before, _ = fold(join("u1", 10), leave("u1", 20))
+
+    assert apply_member_change(before, expired(empty_since=20, at=5000)) == (None, None)
+
+
+def test_an_expiry_of_a_channel_that_changed_since_or_has_members_changes_nothing() -> None:
+    emptied_twice, _ = fold(join("u1", 10), leave("u1", 20), join("u1", 30), leave("u1", 40))
+    occupied, _ = fold(join("u1", 10))
+
+    assert apply_member_change(emptied_twice, expired(empty_since=20, at=5000)) == (emptied_twice, None)
+    assert apply_member_change(occupied, expired(empty_since=10, at=5000)) == (occupied, None)
+    assert apply_member_change(None, expired(empty_since=10, at=5000)) == (None, None)
+
+
+def test_a_new_life_continues_above_every_seq_of_the_old_one() -> None:
+    old, old_views = fold(*(change for n in range(500) for change in (join(f"u{n}", 10 + n), leave(f"u{n}", 10 + n))))
+    assert old_views[-1].seq == BASE + 1000
+    assert apply_member_change(old, expired(empty_since=old.changed_at, at=2000))[0] is None
+
+    state, view = apply_member_change(None, join("u1", 2000))
+
+    assert view is not None and view.seq == 2000 * SEQ_PER_MS + 1 > old_views[-1].seq
+    assert view.members == view.joins == (member("u1", joined_at=2000),)

@@ -72,3 +72,13 @@ async def test_a_subscriber_joining_during_a_window_gets_a_snapshot_not_an_overl
     await asyncio.sleep(0.05)
     assert [(f["type"], f["seq"]) for f in early.frames] == [("presence.batch", 6)]
     assert [(f["type"], f["seq"]) for f in late.frames] == [("presence.snapshot", 6)]
+
+
+async def test_a_forgotten_channel_starts_over_from_an_empty_snapshot_and_a_new_life_diffs_from_it() -> None:
+    fanout, inbox = Fanout(batch_above=10, batch_window_s=0.01), Inbox()
+    fanout.subscribe("c", inbox)
+    fanout.publish(view(0, []), 41)  # the edge read the channel's tombstone: it was at seq 41
+    fanout.publish(view(7_000_001, ["a"], joins=["a"]), 0)  # first view of the next life
+    fanout.publish(view(7_000_003, ["a", "b"], joins=["b"]), 0)  # not a first view: the edge missed one
+    assert [(f["type"], f["seq"], f.get("from_seq")) for f in inbox.frames] == [
+        ("presence.snapshot", 0, None), ("presence.diff", 7_000_001, 1), ("presence.snapshot", 7_000_003, None)]
