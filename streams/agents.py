@@ -29,12 +29,12 @@ from streams.app import (
     users_topic,
 )
 from streams.channels import apply_member_change
-from streams.continuity import InOrder, Record
+from streams.continuity import InOrder, LogReader, Record
 from streams.core import apply, user_view
 
 log = logging.getLogger(__name__)
 
-in_order = InOrder(app, settings.bootstrap_servers)
+in_order = InOrder(app, LogReader(settings.bootstrap_servers, group_id=app.conf.id))
 
 
 @app.agent(events_topic)

@@ -6,7 +6,9 @@ suspended are dropped, yet counted as read. Its commit then stuck before the hol
 rebalance applied the hole late, behind newer updates, a reordering the core cannot undo
 (docs/reliability.md, defect A). Our topics are written without transactions, so their offsets
 have no legitimate holes: the fold checks each partition's offsets, reads what is missing itself
-with a plain consumer, applies it first, and tells Faust it may commit past it.
+with a plain consumer, applies it first, and tells Faust it may commit past it. The first record
+after an assignment is checked against the group's committed offset, asked of the broker: Faust
+was seen to start a partition 75 records past it without noticing.
 
 Faust also marks the offsets it skipped as done on its own (a provision for transaction markers),
 so a rebalance could commit past a hole the fold never saw, and the records were lost for good
@@ -28,8 +30,8 @@ from faust.types import TP
 
 log = logging.getLogger(__name__)
 
-# How long the fold waits for the records of a hole. On a timeout the agent crashes, Faust starts
-# it again, and the next record shows the same hole, so the read is tried again.
+# How long the fold waits for the broker (a hole's records, a committed offset). On a timeout the
+# agent crashes, Faust starts it again, and the next record shows the same hole: it is tried again.
 READ_TIMEOUT_S = 30.0
 
 
@@ -59,10 +61,14 @@ class Continuity:
     def __init__(self) -> None:
         self._next: dict[TP, int] = {}
 
-    def missing(self, tp: TP, offset: int, committed: int | None) -> range | None:
+    def holds(self, tp: TP) -> bool:
+        """Whether a record of `tp` was applied since the partition was assigned."""
+        return tp in self._next
+
+    def missing(self, tp: TP, offset: int, committed: int | None = None) -> range | None:
         """Offsets to apply before `offset`: empty when none, None when `offset` was applied already.
 
-        The first record after an assignment must be the committed offset Faust sought to.
+        The first record after an assignment is expected at the group's `committed` offset.
         """
         expected = self._next.get(tp, committed)
         if expected is None or offset == expected:
@@ -80,12 +86,47 @@ class Continuity:
             self._next.pop(tp, None)
 
 
+class LogReader:
+    """A plain consumer of the worker's own, outside Faust, in the group only to read its offsets."""
+
+    def __init__(self, bootstrap_servers: str, group_id: str) -> None:
+        self._consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, group_id=group_id,
+                                          enable_auto_commit=False, fetch_max_wait_ms=5)
+        self._started = False
+        self._lock = asyncio.Lock()  # both agents share it; it reads one partition at a time
+
+    async def _ready(self) -> AIOKafkaConsumer:
+        if not self._started:
+            await self._consumer.start()  # no subscribe: it never joins the group or takes partitions
+            self._started = True
+        return self._consumer
+
+    async def committed(self, tp: TP) -> int | None:
+        async with self._lock, asyncio.timeout(READ_TIMEOUT_S):
+            consumer = await self._ready()
+            return await consumer.committed(TopicPartition(tp.topic, tp.partition))  # type: ignore[no-any-return]
+
+    async def read(self, tp: TP, offsets: range) -> list[Record]:
+        """The records at `offsets` of `tp`."""
+        partition = TopicPartition(tp.topic, tp.partition)
+        records: list[Record] = []
+        async with self._lock, asyncio.timeout(READ_TIMEOUT_S):
+            consumer = await self._ready()
+            consumer.assign([partition])
+            consumer.seek(partition, offsets.start)
+            while await consumer.position(partition) < offsets.stop:
+                fetched = await consumer.getmany(partition, timeout_ms=100)
+                records += [Record(r.topic, r.partition, r.offset, r.key, r.value)
+                            for r in fetched.get(partition, []) if r.offset in offsets]
+        return records
+
+
 class InOrder:
     """Adapts a Faust stream into the `Record`s of each partition in order, holes filled."""
 
-    def __init__(self, app: Any, bootstrap_servers: str) -> None:
+    def __init__(self, app: Any, reader: LogReader) -> None:
         self._app = app
-        self._bootstrap_servers = bootstrap_servers
+        self._reader = reader
         self.continuity = Continuity()
         app.on_partitions_revoked.connect(self._on_revoked)
 
@@ -96,35 +137,17 @@ class InOrder:
         async for event in stream.events():
             message = event.message
             tp = message.tp
-            missing = self.continuity.missing(tp, message.offset, self._app.consumer._committed_offset.get(tp))
+            committed = None if self.continuity.holds(tp) else await self._reader.committed(tp)
+            missing = self.continuity.missing(tp, message.offset, committed)
             if missing is None:
                 continue
             if missing:
-                log.warning("filling a hole in %s/%s: offsets %s-%s were not delivered, %s came next",
-                            tp.topic, tp.partition, missing.start, missing.stop - 1, message.offset)
-                for record in await read_records(self._bootstrap_servers, tp, missing):
+                log.warning("filling a hole in %s/%s: offsets %s-%s were not delivered, %s came next%s",
+                            tp.topic, tp.partition, missing.start, missing.stop - 1, message.offset,
+                            "" if committed is None else " (first record after an assignment)")
+                for record in await self._reader.read(tp, missing):
                     yield record
                 # Faust never saw these offsets acknowledged; without this its commit stays before them.
                 await _mark_done(self._app.consumer, tp, missing.start, missing.stop - 1)
             self.continuity.applied(tp, message.offset)
             yield Record(tp.topic, tp.partition, message.offset, message.key, event.value)
-
-
-async def read_records(bootstrap_servers: str, tp: TP, offsets: range) -> list[Record]:
-    """The records at `offsets` of `tp`, read with a consumer of its own (no group)."""
-    partition = TopicPartition(tp.topic, tp.partition)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False,
-                                fetch_max_wait_ms=5)
-    await consumer.start()
-    records: list[Record] = []
-    try:
-        consumer.assign([partition])
-        consumer.seek(partition, offsets.start)
-        async with asyncio.timeout(READ_TIMEOUT_S):
-            while await consumer.position(partition) < offsets.stop:
-                fetched = await consumer.getmany(partition, timeout_ms=100)
-                records += [Record(r.topic, r.partition, r.offset, r.key, r.value)
-                            for r in fetched.get(partition, []) if r.offset in offsets]
-    finally:
-        await consumer.stop()
-    return records

@@ -1,17 +1,19 @@
-"""The fold's own reader returns exactly the records of a hole, from multi-record batches too."""
+"""The fold's own consumer: the records of a hole, from multi-record batches too, and the group's
+committed offset, without joining the group."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.structs import OffsetAndMetadata
 from faust.types import TP
 
-from streams.continuity import read_records
+from streams.continuity import LogReader
 
 
-async def test_read_records_returns_the_hole_in_offset_order(broker: tuple[str, bool]) -> None:
+async def test_the_fold_reads_committed_offsets_and_holes_with_a_consumer_of_its_own(broker: tuple[str, bool]) -> None:
     bootstrap, _ = broker
     topic = f"continuity-{uuid.uuid4().hex[:8]}"
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=20)
@@ -23,5 +25,17 @@ async def test_read_records_returns_the_hole_in_offset_order(broker: tuple[str, 
     finally:
         await producer.stop()
     assert offsets == list(range(60))
-    records = await asyncio.wait_for(read_records(bootstrap, TP(topic, 0), range(13, 47)), 60)
+    group = f"group-{topic}"
+    committer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    await committer.start()
+    try:
+        committer.assign([TopicPartition(topic, 0)])
+        await committer.commit({TopicPartition(topic, 0): OffsetAndMetadata(13, "")})
+    finally:
+        await committer.stop()
+
+    reader = LogReader(bootstrap, group_id=group)
+    assert await asyncio.wait_for(reader.committed(TP(topic, 0)), 60) == 13
+    records = await asyncio.wait_for(reader.read(TP(topic, 0), range(13, 47)), 60)
     assert [(r.offset, r.value) for r in records] == [(i, f"r{i}".encode()) for i in range(13, 47)]
+    assert await LogReader(bootstrap, group_id=f"{group}-new").committed(TP(topic, 0)) is None

@@ -86,37 +86,50 @@ class FakeApp:
     on_partitions_revoked: FakeSignal = field(default_factory=FakeSignal)
 
 
-@pytest.fixture
-def log_reads(monkeypatch: pytest.MonkeyPatch) -> list[range]:
-    reads: list[range] = []
+@dataclass
+class FakeReader:
+    """The broker as the fold's own consumer sees it: committed offsets, and the records it reads."""
 
-    async def read_records(bootstrap_servers: str, tp: TP, offsets: range) -> list[Record]:
-        reads.append(offsets)
+    committed_offsets: dict[TP, int]
+    reads: list[range] = field(default_factory=list)
+    asked: list[TP] = field(default_factory=list)
+
+    async def committed(self, tp: TP) -> int | None:
+        self.asked.append(tp)
+        return self.committed_offsets.get(tp)
+
+    async def read(self, tp: TP, offsets: range) -> list[Record]:
+        self.reads.append(offsets)
         return [Record(tp.topic, tp.partition, o, b"k", f"read{o}".encode()) for o in offsets]
 
-    monkeypatch.setattr(continuity, "read_records", read_records)
-    return reads
 
-
-async def test_records_around_a_hole_come_in_order_and_faust_may_commit_past_it(log_reads: list[range]) -> None:
-    app = FakeApp(FakeConsumer(defaultdict(lambda: None, {EVENTS: 10})))
-    in_order = InOrder(app, "broker:9092")
+async def test_records_around_a_hole_come_in_order_and_faust_may_commit_past_it() -> None:
+    app, reader = FakeApp(FakeConsumer(defaultdict(lambda: None))), FakeReader({EVENTS: 10})
+    in_order = InOrder(app, reader)  # type: ignore[arg-type]
     # 10-11 delivered, 12-14 dropped by Faust, 15 delivered, then a redo of 11 (applied already).
     seen = [r async for r in in_order.records(FakeStream([10, 11, 15, 11, 16]))]
     assert [(r.offset, r.value) for r in seen] == [
         (10, b"v10"), (11, b"v11"), (12, b"read12"), (13, b"read13"), (14, b"read14"), (15, b"v15"), (16, b"v16")]
-    assert log_reads == [range(12, 15)]
+    assert reader.reads == [range(12, 15)]
+    assert reader.asked == [EVENTS]  # the committed offset is asked once per assignment
     assert app.consumer.done(EVENTS) == [(12, 15)]  # Faust may now commit up to 15
 
 
-async def test_a_revoke_resets_the_expectation_to_the_committed_offset(log_reads: list[range]) -> None:
-    app = FakeApp(FakeConsumer(defaultdict(lambda: None, {EVENTS: 10})))
-    in_order = InOrder(app, "broker:9092")
+async def test_a_partition_started_past_its_committed_offset_gets_the_skipped_records_first() -> None:
+    app, reader = FakeApp(FakeConsumer(defaultdict(lambda: None))), FakeReader({EVENTS: 151})
+    in_order = InOrder(app, reader)  # type: ignore[arg-type]
+    assert [r.offset async for r in in_order.records(FakeStream([226, 227]))] == [*range(151, 226), 226, 227]
+    assert reader.reads == [range(151, 226)]
+
+
+async def test_a_revoke_resets_the_expectation_to_the_committed_offset() -> None:
+    app, reader = FakeApp(FakeConsumer(defaultdict(lambda: None))), FakeReader({EVENTS: 10})
+    in_order = InOrder(app, reader)  # type: ignore[arg-type]
     assert [r.offset async for r in in_order.records(FakeStream([10, 11, 12]))] == [10, 11, 12]
     await app.on_partitions_revoked.receiver(app, {EVENTS})
     # Faust redoes from the committed offset after the rebalance: every record is applied again.
     assert [r.offset async for r in in_order.records(FakeStream([10, 11, 12, 13]))] == [10, 11, 12, 13]
-    assert log_reads == []
+    assert reader.reads == [] and reader.asked == [EVENTS, EVENTS]
 
 
 async def test_offsets_faust_skipped_are_not_marked_done_behind_the_fold(monkeypatch: pytest.MonkeyPatch) -> None:
