@@ -90,15 +90,17 @@ class LogReader:
     """A plain consumer of the worker's own, outside Faust, in the group only to read its offsets."""
 
     def __init__(self, bootstrap_servers: str, group_id: str) -> None:
-        self._consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, group_id=group_id,
-                                          enable_auto_commit=False, fetch_max_wait_ms=5)
-        self._started = False
+        self._bootstrap_servers = bootstrap_servers
+        self._group_id = group_id
+        self._consumer: AIOKafkaConsumer | None = None  # made on first use, inside the event loop
         self._lock = asyncio.Lock()  # both agents share it; it reads one partition at a time
 
     async def _ready(self) -> AIOKafkaConsumer:
-        if not self._started:
-            await self._consumer.start()  # no subscribe: it never joins the group or takes partitions
-            self._started = True
+        if self._consumer is None:
+            consumer = AIOKafkaConsumer(bootstrap_servers=self._bootstrap_servers, group_id=self._group_id,
+                                        enable_auto_commit=False, fetch_max_wait_ms=5)
+            await consumer.start()  # no subscribe: it never joins the group or takes partitions
+            self._consumer = consumer
         return self._consumer
 
     async def committed(self, tp: TP) -> int | None:
