@@ -7,8 +7,9 @@ rebalance applied the hole late, behind newer updates, a reordering the core can
 (docs/reliability.md, defect A). Our topics are written without transactions, so their offsets
 have no legitimate holes: the fold checks each partition's offsets, reads what is missing itself
 with a plain consumer, applies it first, and tells Faust it may commit past it. The first record
-after an assignment is checked against the group's committed offset, asked of the broker: Faust
-was seen to start a partition 75 records past it without noticing.
+after an assignment is checked against the group's committed offset (or the log's start when
+there is none), asked of the broker: Faust was seen to start a partition 75 records past its
+committed offset, and once past the very first record of a partition, without noticing.
 
 Faust also marks the offsets it skipped as done on its own (a provision for transaction markers),
 so a rebalance could commit past a hole the fold never saw, and the records were lost for good
@@ -65,12 +66,12 @@ class Continuity:
         """Whether a record of `tp` was applied since the partition was assigned."""
         return tp in self._next
 
-    def missing(self, tp: TP, offset: int, committed: int | None = None) -> range | None:
+    def missing(self, tp: TP, offset: int, start: int | None = None) -> range | None:
         """Offsets to apply before `offset`: empty when none, None when `offset` was applied already.
 
-        The first record after an assignment is expected at the group's `committed` offset.
+        The first record after an assignment is expected at `start`, where the group resumes.
         """
-        expected = self._next.get(tp, committed)
+        expected = self._next.get(tp, start)
         if expected is None or offset == expected:
             return range(0)
         if offset < expected:
@@ -103,10 +104,16 @@ class LogReader:
             self._consumer = consumer
         return self._consumer
 
-    async def committed(self, tp: TP) -> int | None:
+    async def start_offset(self, tp: TP) -> int:
+        """Where the group's new owner of `tp` starts: its committed offset, or the log's first
+        offset when the group never committed one (the worker resets to the earliest)."""
+        partition = TopicPartition(tp.topic, tp.partition)
         async with self._lock, asyncio.timeout(READ_TIMEOUT_S):
             consumer = await self._ready()
-            return await consumer.committed(TopicPartition(tp.topic, tp.partition))  # type: ignore[no-any-return]
+            committed = await consumer.committed(partition)
+            if committed is not None:
+                return committed  # type: ignore[no-any-return]
+            return (await consumer.beginning_offsets([partition]))[partition]  # type: ignore[no-any-return]
 
     async def read(self, tp: TP, offsets: range) -> list[Record]:
         """The records at `offsets` of `tp`."""
@@ -139,14 +146,14 @@ class InOrder:
         async for event in stream.events():
             message = event.message
             tp = message.tp
-            committed = None if self.continuity.holds(tp) else await self._reader.committed(tp)
-            missing = self.continuity.missing(tp, message.offset, committed)
+            start = None if self.continuity.holds(tp) else await self._reader.start_offset(tp)
+            missing = self.continuity.missing(tp, message.offset, start)
             if missing is None:
                 continue
             if missing:
                 log.warning("filling a hole in %s/%s: offsets %s-%s were not delivered, %s came next%s",
                             tp.topic, tp.partition, missing.start, missing.stop - 1, message.offset,
-                            "" if committed is None else " (first record after an assignment)")
+                            "" if start is None else " (first record after an assignment)")
                 for record in await self._reader.read(tp, missing):
                     yield record
                 # Faust never saw these offsets acknowledged; without this its commit stays before them.

@@ -180,8 +180,8 @@ async def run_soak(stack: ChaosStack, plan: SoakPlan) -> dict[str, Any]:
         reads = await channel_reads(stack, channels)
         not_empty = {c: r for c, r in reads.items() if r["occupancy"] or r["typing"]}
         views = await log.views.read()
-        latest = {p.view.user_id: p.view for partition in sorted(views) for p in views[partition]}
-        online_after = sorted(u for u, v in latest.items() if v.online)
+        latest = {p.user_id: p.view for partition in sorted(views) for p in views[partition]}
+        online_after = sorted(u for u, v in latest.items() if v is not None and v.online)
         sampler.cancel()
         memory = {name: flatness(points, churn_s) for name, points in samples.items() if len(points) > 10}
         return {

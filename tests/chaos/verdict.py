@@ -86,7 +86,8 @@ class Batch(NamedTuple):
 class Published(NamedTuple):
     offset: int
     written: int
-    view: UserView
+    user_id: str
+    view: UserView | None  # None: a tombstone, the processor forgot the user
 
 
 def _events(record: Any) -> Batch | None:
@@ -96,10 +97,9 @@ def _events(record: Any) -> Batch | None:
         return None  # set aside by the processor as a dead letter
 
 
-def _view(record: Any) -> Published | None:
-    if record.value is None:
-        return None
-    return Published(record.offset, record.timestamp, decode(record.value, UserView))
+def _view(record: Any) -> Published:
+    view = None if record.value is None else decode(record.value, UserView)
+    return Published(record.offset, record.timestamp, record.key.decode(), view)
 
 
 @dataclass
@@ -145,7 +145,11 @@ class Verdict:
                                       f"conn={e.connection_id[:8]} {fields}")
         for partition, published in self.views.items():
             for p in published:
-                if p.view.user_id == user_id and p.written >= since:
+                if p.user_id != user_id or p.written < since:
+                    continue
+                if p.view is None:
+                    views.append(f"{partition}/{p.offset} written={p.written} tombstone")
+                else:
                     views.append(f"{partition}/{p.offset} written={p.written} event={p.view.event_id[:12]} "
                                  f"status={p.view.status} text={p.view.status_text} emoji={p.view.status_emoji} "
                                  f"connections={p.view.connections}")
@@ -208,16 +212,22 @@ class Log:
         latest: dict[str, UserView] = {}
         offline: dict[str, list[int]] = {}
         for partition in sorted(views_by_partition):
-            for _, written, view in views_by_partition[partition]:
-                latest[view.user_id] = view
+            for _, written, user_id, view in views_by_partition[partition]:
+                if view is None:
+                    latest.pop(user_id, None)
+                    continue
+                latest[user_id] = view
                 if not view.online:
-                    offline.setdefault(view.user_id, []).append(written)
+                    offline.setdefault(user_id, []).append(written)
         divergent = {}
         for user_id, user in expected.items():
             want = oracle.expected_view(user)
             got = oracle.published_view(latest[user_id]) if user_id in latest else None
             if want != got:
                 divergent[user_id] = {"expected": want, "published": got}
+        # Users the processor still shows although the reference fold forgot them.
+        for user_id in latest.keys() - expected.keys():
+            divergent[user_id] = {"expected": None, "published": oracle.published_view(latest[user_id])}
         last_heartbeat: dict[str, int] = {}
         for e in events:
             if isinstance(e, Heartbeat | ConnectionOpened):

@@ -20,26 +20,26 @@ OTHER = TP("presence.events", 3)
 
 def test_the_first_record_after_an_assignment_is_expected_at_the_committed_offset() -> None:
     c = Continuity()
-    assert c.missing(EVENTS, 245, committed=245) == range(0)
-    assert c.missing(EVENTS, 250, committed=245) == range(245, 250)
-    assert c.missing(EVENTS, 7, committed=None) == range(0)
+    assert c.missing(EVENTS, 245, start=245) == range(0)
+    assert c.missing(EVENTS, 250, start=245) == range(245, 250)
+    assert c.missing(EVENTS, 7, start=None) == range(0)
 
 
 def test_a_hole_in_the_middle_of_an_assignment_is_named() -> None:
     c = Continuity()
     for offset in range(245, 295):
-        assert c.missing(EVENTS, offset, committed=245) == range(0)
+        assert c.missing(EVENTS, offset, start=245) == range(0)
         c.applied(EVENTS, offset)
-    assert c.missing(EVENTS, 334, committed=245) == range(295, 334)
-    assert c.missing(OTHER, 12, committed=10) == range(10, 12)
+    assert c.missing(EVENTS, 334, start=245) == range(295, 334)
+    assert c.missing(OTHER, 12, start=10) == range(10, 12)
 
 
 def test_an_offset_applied_already_is_skipped_and_a_revoked_partition_starts_again() -> None:
     c = Continuity()
     c.applied(EVENTS, 300)
-    assert c.missing(EVENTS, 300, committed=245) is None
+    assert c.missing(EVENTS, 300, start=245) is None
     c.forget([EVENTS])
-    assert c.missing(EVENTS, 245, committed=245) == range(0)
+    assert c.missing(EVENTS, 245, start=245) == range(0)
 
 
 @dataclass
@@ -90,13 +90,13 @@ class FakeApp:
 class FakeReader:
     """The broker as the fold's own consumer sees it: committed offsets, and the records it reads."""
 
-    committed_offsets: dict[TP, int]
+    start_offsets: dict[TP, int]
     reads: list[range] = field(default_factory=list)
     asked: list[TP] = field(default_factory=list)
 
-    async def committed(self, tp: TP) -> int | None:
+    async def start_offset(self, tp: TP) -> int:
         self.asked.append(tp)
-        return self.committed_offsets.get(tp)
+        return self.start_offsets[tp]
 
     async def read(self, tp: TP, offsets: range) -> list[Record]:
         self.reads.append(offsets)
@@ -111,7 +111,7 @@ async def test_records_around_a_hole_come_in_order_and_faust_may_commit_past_it(
     assert [(r.offset, r.value) for r in seen] == [
         (10, b"v10"), (11, b"v11"), (12, b"read12"), (13, b"read13"), (14, b"read14"), (15, b"v15"), (16, b"v16")]
     assert reader.reads == [range(12, 15)]
-    assert reader.asked == [EVENTS]  # the committed offset is asked once per assignment
+    assert reader.asked == [EVENTS]  # where the group resumes is asked once per assignment
     assert app.consumer.done(EVENTS) == [(12, 15)]  # Faust may now commit up to 15
 
 
