@@ -101,14 +101,18 @@ class Expected:
 def fold(events: Iterable[Event]) -> dict[str, Expected]:
     users: dict[str, Expected] = {}
     for e in events:
-        if isinstance(e, UserForgotten):
-            gone = users.get(e.user_id)
-            if gone is not None and not gone.conns and (gone.last_seen or 0) == e.last_seen:
-                del users[e.user_id]  # offline since the spell the sweeper saw: no state, no view
-            continue
-        user = users.setdefault(e.user_id, Expected(user_id=e.user_id))
-        step(user, e)
+        take(users, e)
     return users
+
+
+def take(users: dict[str, Expected], e: Event) -> None:
+    """Fold one event into `users`, forgetting a user included."""
+    if isinstance(e, UserForgotten):
+        gone = users.get(e.user_id)
+        if gone is not None and not gone.conns and (gone.last_seen or 0) == e.last_seen:
+            del users[e.user_id]  # offline since the spell the sweeper saw: no state, no view
+        return
+    step(users.setdefault(e.user_id, Expected(user_id=e.user_id)), e)
 
 
 def events_of(records: Iterable[bytes]) -> list[Event]:

@@ -264,10 +264,10 @@ def fold_with_timeouts(events: Iterable[Event]) -> tuple[dict[str, oracle.Expect
     users: dict[str, oracle.Expected] = {}
     timeouts = []
     for e in events:
-        user = users.setdefault(e.user_id, oracle.Expected(user_id=e.user_id))
-        conn = user.conns.get(e.connection_id) if isinstance(e, ConnectionTimedOut) else None
-        oracle.step(user, e)
-        if conn is not None and e.connection_id not in user.conns:
+        user = users.get(e.user_id)
+        conn = user.conns.get(e.connection_id) if user is not None and isinstance(e, ConnectionTimedOut) else None
+        oracle.take(users, e)
+        if conn is not None and e.connection_id not in users[e.user_id].conns:
             dropped = conn.dropped_at is not None
             timeouts.append(LogTimeout(e.event_id, e.user_id, e.connection_id, e.at, conn.last_heartbeat, dropped))
     return users, timeouts
