@@ -15,7 +15,7 @@ from streams.continuity import LogReader
 
 async def test_the_fold_reads_committed_offsets_and_holes_with_a_consumer_of_its_own(broker: tuple[str, bool]) -> None:
     bootstrap, _ = broker
-    topic = f"continuity-{uuid.uuid4().hex[:8]}"
+    topic = f"test.continuity-{uuid.uuid4().hex[:8]}"
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=20)
     await producer.start()
     try:
