@@ -166,3 +166,27 @@ async def eventually(check, timeout_s: float = 10.0, interval_s: float = 0.05): 
         if time.monotonic() > deadline:
             raise TimeoutError(f"condition not met within {timeout_s} s")
         await asyncio.sleep(interval_s)
+
+
+async def start_edge(stack: Stack, edge_id: str, port: int, name: str) -> subprocess.Popen[bytes]:
+    edge = stack._spawn(name, "-m", "services.cli", "edge", PRESENCE_EDGE_ID=edge_id, PRESENCE_HTTP_PORT=str(port))
+    deadline = time.monotonic() + 60
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=1) as http:
+        while time.monotonic() < deadline:
+            with contextlib.suppress(httpx.HTTPError):
+                if (await http.get("/readyz")).status_code == 200:
+                    return edge
+            assert edge.poll() is None, f"edge {name} exited; see its log in {stack.logs}"
+            await asyncio.sleep(0.1)
+    edge.kill()
+    raise TimeoutError(f"edge {name} did not become ready")
+
+
+def stop_edge(edge: subprocess.Popen[bytes]) -> None:
+    if edge.poll() is None:
+        edge.send_signal(signal.SIGINT)
+        try:
+            edge.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            edge.kill()
+            edge.wait()

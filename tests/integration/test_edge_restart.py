@@ -8,9 +8,7 @@ watches through the session's edge, so what it sees does not depend on the edge 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import signal
-import subprocess
 import time
 import uuid
 
@@ -21,33 +19,9 @@ from services.broker import free_port
 from tests.integration.client import Client, heartbeating
 from tests.integration.frames import diff_with, user
 from tests.integration.log import logged_events
-from tests.integration.stack import Stack, eventually
+from tests.integration.stack import Stack, eventually, start_edge, stop_edge
 
 USER_TIMEOUT_S = 30  # within the policy's per-user bounds, and far beyond what the test waits
-
-
-async def start_edge(stack: Stack, edge_id: str, port: int, name: str) -> subprocess.Popen[bytes]:
-    edge = stack._spawn(name, "-m", "services.cli", "edge", PRESENCE_EDGE_ID=edge_id, PRESENCE_HTTP_PORT=str(port))
-    deadline = time.monotonic() + 60
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=1) as http:
-        while time.monotonic() < deadline:
-            with contextlib.suppress(httpx.HTTPError):
-                if (await http.get("/readyz")).status_code == 200:
-                    return edge
-            assert edge.poll() is None, f"edge {name} exited; see its log in {stack.logs}"
-            await asyncio.sleep(0.1)
-    edge.kill()
-    raise TimeoutError(f"edge {name} did not become ready")
-
-
-def stop_edge(edge: subprocess.Popen[bytes]) -> None:
-    if edge.poll() is None:
-        edge.send_signal(signal.SIGINT)
-        try:
-            edge.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            edge.kill()
-            edge.wait()
 
 
 async def test_a_restarted_edge_closes_what_its_killed_incarnation_left_open(

@@ -11,9 +11,10 @@ import time
 
 import httpx
 
-from tests.integration.client import heartbeating
+from services.broker import free_port
+from tests.integration.client import Client, heartbeating
 from tests.integration.frames import diff_with, user
-from tests.integration.stack import GRACE_S, ROOT, TIMEOUT_S, Stack
+from tests.integration.stack import GRACE_S, ROOT, TIMEOUT_S, Stack, start_edge, stop_edge
 
 
 async def test_two_users_see_each_other_online(connect, channel: str) -> None:
@@ -171,6 +172,35 @@ async def test_reconnect_within_grace_shows_no_offline(connect, channel: str) ->
               and any(d["user_id"] == flaky_id for d in f["leaves"])]
     assert leaves == []
     assert watcher.members(channel)[flaky_id]["connections"] == 1
+
+
+async def test_reconnect_to_another_edge_within_grace_shows_no_offline(stack: Stack, connect, channel: str) -> None:
+    port = free_port()
+    other = await start_edge(stack, f"edge-other-{channel}", port, f"edge-other-{channel}")
+    try:
+        watcher, flaky_id = await connect(user("watcher")), user("flaky")
+        await watcher.join(channel)
+        first = await connect(flaky_id)
+        await first.join(channel)
+        await watcher.next(diff_with(channel, "joins", flaky_id))
+        after = len(watcher.frames)
+        await first.abort()  # a network change: the client comes back through another edge
+        second = Client(f"ws://127.0.0.1:{port}/realtime/ws", stack.token(flaky_id))
+        await second.connect()
+        await second.join(channel)
+        async with heartbeating(watcher, second):
+            await asyncio.sleep(GRACE_S + 1.5)  # the first connection's grace runs out meanwhile
+            async with httpx.AsyncClient(base_url=stack.base_url,
+                                         headers={"Authorization": f"Bearer {stack.token(flaky_id)}"}) as http:
+                shown = (await http.get(f"/realtime/users/{flaky_id}/presence")).json()
+        diffs = [f for f in watcher.frames[after:] if f["type"] == "presence.diff"]
+        assert [f for f in diffs if any(d["user_id"] == flaky_id for d in f["leaves"])] == []
+        assert [f for f in diffs if any(m["user_id"] == flaky_id for m in f["joins"])] == []
+        assert watcher.members(channel)[flaky_id]["connections"] == 1
+        assert (shown["active"], shown["connections"]) == (True, 1)
+        await second.close()
+    finally:
+        stop_edge(other)
 
 
 async def test_observer_sees_presence_without_being_present(connect, channel: str) -> None:
