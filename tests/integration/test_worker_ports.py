@@ -19,6 +19,7 @@ def listening(pid: int) -> list[str]:
 def test_the_worker_listens_on_no_port(stack: Stack) -> None:
     # The stack is up and processing (the session fixture waited for a diff), so the worker's
     # web server, if it were on, would be bound by now. The edge listens: the check can see a port.
-    assert stack.workers and all(w.poll() is None for w in stack.workers)
+    running = [w for w in stack.workers if w.poll() is None]  # the restart test stops one on the way
+    assert running
     assert stack.edge is not None and listening(stack.edge.pid) == [f"127.0.0.1:{stack.http_port}"]
-    assert [listening(w.pid) for w in stack.workers] == [[] for _ in stack.workers]
+    assert [listening(w.pid) for w in running] == [[] for _ in running]
