@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -14,7 +15,7 @@ import httpx
 from services.broker import free_port
 from tests.integration.client import Client, heartbeating
 from tests.integration.frames import diff_with, user
-from tests.integration.stack import GRACE_S, ROOT, TIMEOUT_S, Stack, start_edge, stop_edge
+from tests.integration.stack import GRACE_S, ROOT, TIMEOUT_S, Stack, eventually, start_edge, stop_edge
 
 
 async def test_two_users_see_each_other_online(connect, channel: str) -> None:
@@ -175,30 +176,70 @@ async def test_reconnect_within_grace_shows_no_offline(connect, channel: str) ->
 
 
 async def test_reconnect_to_another_edge_within_grace_shows_no_offline(stack: Stack, connect, channel: str) -> None:
+    # Presence is per user: the edge that sees the drop keeps the connection for the grace, and any new
+    # connection of the same user (the token's user id; no resume token) keeps the user online meanwhile,
+    # whichever edge it reaches.
     port = free_port()
     other = await start_edge(stack, f"edge-other-{channel}", port, f"edge-other-{channel}")
     try:
-        watcher, flaky_id = await connect(user("watcher")), user("flaky")
+        flaky_id = user("flaky")
+        observer = await connect(user("dashboard"))  # subscribed, not present, on the first edge
+        await observer.send(type="subscribe", channel=channel)
+        watcher = await connect(user("watcher"))  # present
         await watcher.join(channel)
-        first = await connect(flaky_id)
+        far = Client(f"ws://127.0.0.1:{port}/realtime/ws", stack.token(user("far")))  # on the other edge
+        await far.connect()
+        await far.send(type="subscribe", channel=channel)
+        first = await connect(flaky_id, device="ios")
         await first.join(channel)
-        await watcher.next(diff_with(channel, "joins", flaky_id))
-        after = len(watcher.frames)
+        for client in (observer, watcher, far):
+            await client.next(diff_with(channel, "joins", flaky_id, connections=1, devices=["ios"]))
+        afters = [len(c.frames) for c in (observer, watcher, far)]
+        shown: list[tuple[str, tuple[object, ...]]] = []
+        polled: list[float] = []
+
+        async def poll_rest() -> None:  # what REST shows, on both edges, from before the drop to the end
+            headers = {"Authorization": f"Bearer {stack.token(flaky_id)}"}
+            async with httpx.AsyncClient(headers=headers, timeout=2) as http:
+                while True:
+                    for base in (stack.base_url, f"http://127.0.0.1:{port}"):
+                        me = (await http.get(f"{base}/realtime/users/{flaky_id}/presence")).json()
+                        members = (await http.get(f"{base}/realtime/channels/{channel}/presence")).json()["members"]
+                        shown.append(("user", (me["active"], me["status"], me["connections"] >= 1)))
+                        shown.append(("channel", tuple(m["status"] for m in members if m["user_id"] == flaky_id)))
+                    polled.append(time.monotonic())
+                    await asyncio.sleep(0.2)
+
+        rest = asyncio.create_task(poll_rest())
+        await eventually(lambda: polled)
         await first.abort()  # a network change: the client comes back through another edge
-        second = Client(f"ws://127.0.0.1:{port}/realtime/ws", stack.token(flaky_id))
+        dropped = time.monotonic()
+        second = Client(f"ws://127.0.0.1:{port}/realtime/ws", stack.token(flaky_id), device="ios")
         await second.connect()
         await second.join(channel)
-        async with heartbeating(watcher, second):
+        async with heartbeating(observer, watcher, far, second):
             await asyncio.sleep(GRACE_S + 1.5)  # the first connection's grace runs out meanwhile
-            async with httpx.AsyncClient(base_url=stack.base_url,
-                                         headers={"Authorization": f"Bearer {stack.token(flaky_id)}"}) as http:
-                shown = (await http.get(f"/realtime/users/{flaky_id}/presence")).json()
-        diffs = [f for f in watcher.frames[after:] if f["type"] == "presence.diff"]
-        assert [f for f in diffs if any(d["user_id"] == flaky_id for d in f["leaves"])] == []
-        assert [f for f in diffs if any(m["user_id"] == flaky_id for m in f["joins"])] == []
-        assert watcher.members(channel)[flaky_id]["connections"] == 1
-        assert (shown["active"], shown["connections"]) == (True, 1)
+            for client, after in zip((observer, watcher, far), afters, strict=True):  # it did: the count fell to 1
+                await client.next(diff_with(channel, "updates", flaky_id, connections=1), after=after)
+            expired = time.monotonic()
+            rest.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await rest
+        for client, after in zip((observer, watcher, far), afters, strict=True):
+            diffs = [f for f in client.frames[after:] if f["type"] == "presence.diff"]
+            seen = [(key, m) for f in diffs for key in ("joins", "leaves", "updates") for m in f[key]
+                    if m["user_id"] == flaky_id]
+            assert [key for key, _ in seen] == ["updates"] * len(seen), seen  # no leave, no join
+            # Only the count changes: the second connection counted, then the first's grace ran out.
+            assert [(m["status"], m["connections"], m["devices"]) for _, m in seen] == [
+                ("online", 2, ["ios", "ios"]), ("online", 1, ["ios"])]
+            assert client.members(channel)[flaky_id]["connections"] == 1
+        # REST was asked on both edges at least every GRACE_S / 2 from before the drop until the grace had run out.
+        assert polled[0] < dropped and polled[-1] > expired - GRACE_S / 2
+        assert max(b - a for a, b in zip(polled, polled[1:], strict=False)) < GRACE_S / 2
+        assert set(shown) == {("user", (True, "online", True)), ("channel", ("online",))}
         await second.close()
+        await far.close()
     finally:
         stop_edge(other)
 
