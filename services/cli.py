@@ -73,6 +73,7 @@ def _edge(args: argparse.Namespace) -> None:
     from services.app import create_app
     from services.log_redaction import redact_tokens
     from services.settings import EdgeSettings
+    from services.ws_protocol import AbortableWebSocketProtocol
 
     settings = EdgeSettings.from_env()
     if problems := settings.unsafe():
@@ -82,7 +83,7 @@ def _edge(args: argparse.Namespace) -> None:
         create_app(settings),
         host=settings.http_host,
         port=settings.http_port,
-        ws="websockets-sansio",
+        ws=AbortableWebSocketProtocol,
         ws_max_size=4 * settings.max_frame_bytes,  # beyond this uvicorn closes with 1009; below, we answer
         access_log=False,  # request lines carry `?token=`: tokens stay out of logs
         log_level={"warn": "warning"}.get(level := os.environ.get("PRESENCE_LOG_LEVEL", "warning"), level),

@@ -16,7 +16,6 @@ The client reconnects and is online again.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from typing import Any
@@ -54,6 +53,7 @@ from services.protocol import (
     parse_frame,
 )
 from services.updates import update_event
+from services.ws_protocol import ABORT
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ CLEAN_CLOSE_CODES = {1000, 1001}  # normal closure, going away: the user left
 # uvicorn reports a vanished TCP peer as 1005 (no status), so a close frame without a code counts as dropped.
 OUTBOX_FRAMES = 1000  # frames queued for one slow client before it is disconnected
 TYPING_THROTTLE_MS = 1000
-CLOSE_WAIT_S = 2.0  # for the last frames and the close frame to be written; a peer not reading may block them
+CLOSE_WAIT_S = 5.0  # for the last frames and the close frame to be written; then the connection is aborted
 
 
 class _NoTracebackForBadUtf8(logging.Filter):
@@ -178,14 +178,17 @@ class Session:
         )
 
     def push(self, frame: bytes) -> None:
+        if self._close_code is not None:
+            return  # being closed: the error frame and the close are the last it gets
         try:
             self._outbox.put_nowait(frame)
             metrics.FRAMES_OUT.inc()
         except asyncio.QueueFull:
-            if self._close_code is None:
-                log.warning("closing slow consumer %s", self.connection_id)
-                self._close_code = 1013
-                self._closing = asyncio.create_task(self.websocket.close(code=1013))
+            log.warning("closing slow consumer %s", self.connection_id)
+            # What is queued is stale already; the client resumes with `since` or a snapshot when it reconnects.
+            while not self._outbox.empty():
+                self._outbox.get_nowait()
+            self._expel(ApiError("connection.slow_consumer", f"{OUTBOX_FRAMES} frames were waiting to be read"))
 
     def reply(self, body: dict[str, Any]) -> None:
         self.push(orjson.dumps(body))
@@ -251,11 +254,11 @@ class Session:
                 await self._handle(command)
             except ApiError as exc:
                 self.edge.liveness.touch(self.connection_id, at, active=True)
+                if exc.error.ws_close is not None:
+                    self._expel(exc)
+                    return False
                 metrics.ERRORS.labels(exc.error.code).inc()
                 self.reply({"type": "error", **exc.body()})
-                if exc.error.ws_close is not None:
-                    self._close_code = exc.error.ws_close
-                    return False
 
     async def _handle(self, command: Command) -> None:
         metrics.FRAMES_IN.labels(type(command).__name__.lower()).inc()
@@ -332,19 +335,26 @@ class Session:
             return
         log.info("closing %s of %s: %s", self.connection_id, self.principal.user_id, exc.message)
         metrics.ERRORS.labels(exc.error.code).inc()
-        self._close_code = exc.error.ws_close or 1008
         self.reply({"type": "error", **exc.body()})
+        self._close_code = exc.error.ws_close or 1008
         self._closing = asyncio.create_task(self._close_now(self._close_code, exc.error.code))
 
     async def _close_now(self, code: int, reason: str) -> None:
         """Writes what is queued, then the close frame; the reader then gets the disconnect and the session
-        ends as a drop. A peer that reads nothing may hold the writes up: uvicorn's keepalive ends it then."""
+        ends as a drop. A peer that reads nothing holds the writes up: after CLOSE_WAIT_S the connection is
+        aborted, so it cannot keep the socket, nor its buffers here, for as long as it likes."""
         self._writer.cancel()
-        with contextlib.suppress(Exception):  # the client may be gone already
+        try:
             async with asyncio.timeout(CLOSE_WAIT_S):
                 while not self._outbox.empty():
                     await self.websocket.send_text(self._outbox.get_nowait().decode())
                 await self.websocket.close(code=code, reason=reason)
+        except TimeoutError:
+            log.info("aborting %s: its close frame was not taken within %g s", self.connection_id, CLOSE_WAIT_S)
+            if abort := self.websocket.scope["extensions"].get(ABORT):
+                abort["abort"]()
+        except Exception:  # noqa: S110 - the client is gone already
+            pass
 
     def _check_channel_limit(self) -> None:
         if len(self.channels | self.observing) >= self.edge.settings.max_channels_per_connection:
@@ -389,11 +399,6 @@ class Session:
         self.edge.liveness.forget(self.connection_id)
         self.edge.held.release(self.principal.user_id, self.connection_id)
         self._writer.cancel()
-        if self._close_code is not None and self._closing is None:
-            with contextlib.suppress(Exception):  # the client may be gone already
-                while not self._outbox.empty():
-                    await self.websocket.send_text(self._outbox.get_nowait().decode())
-                await self.websocket.close(code=self._close_code)
         if clean:
             event = self._event(ConnectionClosed)
         else:
@@ -402,3 +407,5 @@ class Session:
             await self.edge.log.write(event)
         except ApiError:
             log.warning("%s of %s not written; it will time out", event.type, self.connection_id)
+        if self._closing is not None:  # the app returning first would close the transport before the close frame
+            await self._closing
