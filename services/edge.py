@@ -76,7 +76,8 @@ async def running_edge(settings: EdgeSettings) -> AsyncIterator[Edge]:
     edge = Edge(settings, auth, policy, limits, event_log, read_model, fanout, liveness, held)
     watch = ProcessorWatch(settings.bootstrap_servers, settings.edge_id, settings.partitions, settings.fetch_wait_ms,
                            held, on_timeout=liveness.set_processor_timeout)
-    previous = PreviousIncarnation(settings.bootstrap_servers, settings.edge_id, event_log, settings.fetch_wait_ms)
+    previous = PreviousIncarnation(settings.bootstrap_servers, settings.edge_id, settings.partitions, event_log,
+                                   settings.fetch_wait_ms)
     try:
         await event_log.start()
         await read_model.start()

@@ -26,7 +26,7 @@ import logging
 import time
 from collections.abc import Iterable
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
 
 from schemas.codec import DecodeError, decode, encode
@@ -35,6 +35,7 @@ from schemas.state import UserPresence
 from schemas.topics import USERS_CHANGELOG
 from services.errors import ApiError
 from services.event_log import EventLog, new_id, now_ms
+from services.users_changelog import assign_users_changelog, users_changelog_consumer
 
 log = logging.getLogger(__name__)
 
@@ -93,14 +94,10 @@ class Snapshot:
 class PreviousIncarnation:
     """`start` learns the highwaters (rule 4), then reads and closes in the background."""
 
-    def __init__(self, bootstrap_servers: str, edge_id: str, event_log: EventLog, fetch_wait_ms: int) -> None:
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap_servers,
-            client_id=f"{edge_id}-previous-incarnation",
-            group_id=None,
-            enable_auto_commit=False,
-            fetch_max_wait_ms=fetch_wait_ms,
-        )
+    def __init__(self, bootstrap_servers: str, edge_id: str, partitions: int, event_log: EventLog,
+                 fetch_wait_ms: int) -> None:
+        self._consumer = users_changelog_consumer(bootstrap_servers, f"{edge_id}-previous-incarnation", fetch_wait_ms)
+        self._partition_count = partitions
         self._edge_id = edge_id
         self._log = event_log
         self._task: asyncio.Task[None] | None = None
@@ -125,14 +122,9 @@ class PreviousIncarnation:
         await self._consumer.stop()
 
     async def _highwaters(self) -> dict[TopicPartition, int]:
-        partitions = self._consumer.partitions_for_topic(USERS_CHANGELOG)
-        if not partitions:
-            await self._consumer.topics()  # refreshes the cluster metadata
-            partitions = self._consumer.partitions_for_topic(USERS_CHANGELOG)
-        if not partitions:
+        assigned = await assign_users_changelog(self._consumer, self._partition_count)
+        if not assigned:
             return {}  # no processor has kept state yet: nothing to close
-        assigned = [TopicPartition(USERS_CHANGELOG, p) for p in sorted(partitions)]
-        self._consumer.assign(assigned)
         await self._consumer.seek_to_beginning(*assigned)
         while True:  # what these fetches return is read again below, from the start
             await self._consumer.getmany(timeout_ms=50)

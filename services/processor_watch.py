@@ -29,12 +29,13 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
 
 from schemas.codec import DecodeError, decode
 from schemas.state import UserPresence
 from schemas.topics import USERS_CHANGELOG
+from services.users_changelog import assign_users_changelog, users_changelog_consumer
 
 log = logging.getLogger(__name__)
 
@@ -97,13 +98,7 @@ class ProcessorWatch:
 
     def __init__(self, bootstrap_servers: str, edge_id: str, partitions: int, fetch_wait_ms: int,
                  held: HeldConnections, on_timeout: Callable[[str, int], None]) -> None:
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap_servers,
-            client_id=f"{edge_id}-processor-watch",
-            group_id=None,
-            enable_auto_commit=False,
-            fetch_max_wait_ms=fetch_wait_ms,
-        )
+        self._consumer = users_changelog_consumer(bootstrap_servers, f"{edge_id}-processor-watch", fetch_wait_ms)
         self._partition_count = partitions
         self._held = held
         self._on_timeout = on_timeout
@@ -128,17 +123,7 @@ class ProcessorWatch:
         await self._consumer.stop()
 
     async def _partitions(self) -> list[TopicPartition]:
-        partitions = self._consumer.partitions_for_topic(USERS_CHANGELOG)
-        if not partitions:
-            # `topics()` reads fresh metadata but does not refresh what `partitions_for_topic` answers from;
-            # the table is partitioned like `presence.events`, as the processor's tables must be.
-            with contextlib.suppress(KafkaError):
-                if USERS_CHANGELOG in await self._consumer.topics():
-                    partitions = set(range(self._partition_count))
-        assigned = [TopicPartition(USERS_CHANGELOG, p) for p in sorted(partitions or ())]
-        if assigned:
-            self._consumer.assign(assigned)
-        return assigned
+        return await assign_users_changelog(self._consumer, self._partition_count)
 
     async def _watch_forever(self, partitions: list[TopicPartition]) -> None:
         while not partitions:  # no processor has kept state yet: it will create the topic
