@@ -52,10 +52,10 @@ async def chaos_stack(chaos_broker: tuple[str, bool]) -> AsyncIterator[ChaosStac
 
 
 @contextlib.asynccontextmanager
-async def own_stack(workers: int) -> AsyncIterator[ChaosStack]:
+async def own_stack(workers: int, **overrides: str) -> AsyncIterator[ChaosStack]:
     """A stack on a broker of its own, so what an earlier test wrote does not deepen its partitions."""
     with kafka_broker() as broker:
-        stack = await started(broker, workers)
+        stack = await started(broker, workers, **overrides)
         try:
             yield stack
         finally:

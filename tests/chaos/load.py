@@ -54,6 +54,8 @@ class Peer:
     opened_at: float = 0.0
     closed_code: int | None = None
     left_seen: dict[str, int] = field(default_factory=dict)  # observer: user -> wall ms its leave arrived
+    # A recorder keeps every presence frame it gets (snapshot, diff, batch, resumed), in arrival order.
+    presence_frames: list[dict[str, Any]] | None = None
     last_beat_ms: int = 0  # wall ms of the last frame this client sent
     ended_ms: int = 0  # wall ms when the test made it vanish, go half-open or killed its edge
     _waiting: dict[str, asyncio.Future[Any]] = field(default_factory=dict)
@@ -165,6 +167,8 @@ class Hub:
 
     def on_text(self, peer: Peer, payload: bytes) -> None:
         self.frames_in += 1
+        if peer.presence_frames is not None and payload.startswith(b'{"type":"presence.'):
+            peer.presence_frames.append(orjson.loads(payload))
         if payload.startswith(b'{"type":"presence.diff"') or payload.startswith(b'{"type":"presence.batch"'):
             if peer.observer:
                 frame = orjson.loads(payload)
@@ -236,6 +240,14 @@ class Hub:
         peer.send({"type": "join", "channel": channel})
         await asyncio.wait_for(snapshot, timeout_s)
         peer.channel = channel
+
+    async def recorder(self, user_id: str, channels: list[str], edge: Edge | None = None) -> Peer:
+        """A connection that subscribes to `channels` (without being present in them) and records
+        every presence frame it gets from then on (`Peer.presence_frames`)."""
+        peer = await self.connect(user_id, edge, keeper=False, presence_frames=[])
+        for channel in channels:
+            await self.subscribe(peer, channel)
+        return peer
 
     async def subscribe(self, peer: Peer, channel: str, timeout_s: float = 20) -> None:
         snapshot = asyncio.get_running_loop().create_future()

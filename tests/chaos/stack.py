@@ -61,16 +61,26 @@ class ChaosStack(Stack):
         self.workers.append(worker)
         return worker
 
-    async def start_edge(self) -> Edge:
+    async def start_edge(self, **settings: str) -> Edge:
+        """Another edge, with `settings` (environment variables) on top of the stack's."""
         n = len(self.edges)
         port = free_port()
         edge_id = f"chaos-{self.run_id}-e{n}"
         process = self._spawn(f"edge-{n}", "-m", "services.cli", "edge", PRESENCE_EDGE_ID=edge_id,
-                              PRESENCE_HTTP_PORT=str(port))
+                              PRESENCE_HTTP_PORT=str(port), **settings)
         edge = Edge(f"edge-{n}", edge_id, port, process)
         self.edges.append(edge)
         await wait_ready(edge)
         return edge
+
+    def stop_edge(self, edge: Edge) -> None:
+        if edge.process.poll() is None:
+            edge.process.send_signal(signal.SIGINT)
+            try:
+                edge.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                edge.process.kill()
+                edge.process.wait()
 
     def live_workers(self) -> list[subprocess.Popen[bytes]]:
         return [w for w in self.workers if w.poll() is None]
