@@ -59,6 +59,8 @@ class UserPresence:
     idle: bool = False
     last_seen: int | None = None
     recent_event_ids: tuple[str, ...] = ()
+    applied_offset: int = -1  # the `presence.events` record whose event was applied last (-1: none) ...
+    applied_index: int = -1  # ... and that event's place in the record's batch
     v: int = SCHEMA_VERSION
 
     @property
@@ -85,4 +87,5 @@ class ChannelState:
     typing: tuple[str, ...] = ()  # user ids, sorted
     recent_change_ids: tuple[str, ...] = ()
     changed_at: int = 0  # `at` of the last effective change (how long an empty channel has been empty)
+    applied_offset: int = -1  # the `presence.channel-changes` record applied last (-1: none)
     v: int = SCHEMA_VERSION

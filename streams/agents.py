@@ -28,9 +28,9 @@ from streams.app import (
     users,
     users_topic,
 )
-from streams.channels import apply_member_change
+from streams.channels import apply_member_change_at
 from streams.continuity import InOrder, LogReader, Record
-from streams.core import apply, user_view
+from streams.core import apply_at, user_view
 
 log = logging.getLogger(__name__)
 
@@ -45,18 +45,18 @@ async def fold_events(stream: Any) -> None:
         except DecodeError as exc:
             await _dead_letter(record, record.value, exc)
             continue
-        for event in batch.events:
+        for index, event in enumerate(batch.events):
             try:
-                await _fold(event)
+                await _fold(event, record.offset, index)
             except Exception as exc:  # one event that breaks the fold must not stop its partition
                 await _dead_letter(record, encode(event), exc)
         last_at = max((e.at for e in batch.events), default=0)
         progress.processed(record.partition, record.offset, last_at)
 
 
-async def _fold(event: Event) -> None:
+async def _fold(event: Event, offset: int, index: int) -> None:
     before = users.get(event.user_id)
-    after, changes = apply(before, event)
+    after, changes = apply_at(before, event, offset, index)
     if after is None:
         if before is not None:
             # Tombstones: compaction then removes the user from the changelog and the views.
@@ -104,7 +104,7 @@ async def fold_member_changes(stream: Any) -> None:
             if not isinstance(change, MemberJoined | MemberUpdated | MemberLeft | MemberTyping | ChannelExpired):
                 raise DecodeError(f"{change.type} is not a channel change")
             before = channels.get(change.channel)
-            state, view = apply_member_change(before, change)
+            state, view = apply_member_change_at(before, change, record.offset)
         except Exception as exc:  # as above: the partition goes on
             await _dead_letter(record, record.value, exc)
             continue

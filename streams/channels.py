@@ -1,7 +1,8 @@
 """The pure channel core: fold member changes into a channel's membership and publish views.
 
-Same rules as `streams.core`: no clock, no I/O, idempotent by change id, and a change that does
-not fit (a leave of someone absent) changes nothing. Every effective change bumps `seq` by one,
+Same rules as `streams.core`: no clock, no I/O, idempotent by change id and, through
+`apply_member_change_at`, by log position; a change that does not fit (a leave of someone absent)
+changes nothing. Every effective change bumps `seq` by one,
 so subscribers can apply "snapshot, then diffs" and notice a gap.
 
 A channel that stayed empty is forgotten (`channel.expired`); if it is joined again, a new life
@@ -85,3 +86,16 @@ def apply_member_change(
         joins=joins, leaves=leaves, updates=updates, typing=state.typing,
     )
     return state, view
+
+
+def apply_member_change_at(
+    state: ChannelState | None, change: ChannelChange, offset: int
+) -> tuple[ChannelState | None, ChannelView | None]:
+    """`apply_member_change` for the `presence.channel-changes` record at `offset`: a redo after a failover
+    can be longer than `recent_change_ids` remembers, and a channel's changes are all in one partition."""
+    if state is not None and offset <= state.applied_offset:
+        return state, None
+    after, view = apply_member_change(state, change)
+    if after is None or view is None:
+        return after, view
+    return replace(after, applied_offset=offset), view

@@ -4,7 +4,8 @@ Rules this module obeys:
 1. No clock, no I/O, no randomness: time comes only from events, so a replay is exact.
 2. Never raises on a well-formed event: an event that does not fit the state (a heartbeat of an
    unknown connection, a second close) changes nothing, so one odd record cannot stop a partition.
-3. Idempotent: an event id seen recently changes nothing; heartbeats only move time forward.
+3. Idempotent: an event id seen recently changes nothing; heartbeats only move time forward; and
+   through `apply_at`, an event at or before the log position the state records changes nothing.
 4. Changes are derived by comparing what others could see before and after the event, so each
    transition below only edits state and never decides what to announce.
 5. Whatever expires (connections, typing, statuses, activity) expires through an event the sweeper
@@ -74,6 +75,22 @@ def apply(state: UserPresence | None, event: Event) -> tuple[UserPresence | None
         # moved on, it could take effect where it did not the first time.
         after = replace(after, recent_event_ids=(*after.recent_event_ids, event.event_id)[-RECENT_EVENT_IDS:])
     return after, _changes(state, after, event)
+
+
+def apply_at(state: UserPresence | None, event: Event, offset: int, index: int
+             ) -> tuple[UserPresence | None, list[Change]]:
+    """`apply` for the event at `index` in the batch of the `presence.events` record at `offset`.
+
+    After a failover a worker redoes the records since its group's last commit, and a commit can stay
+    behind for longer than `recent_event_ids` remembers; a user's events are all in one partition, so
+    what is at or before the position its state records was applied already.
+    """
+    if state is not None and (offset, index) <= (state.applied_offset, state.applied_index):
+        return state, []
+    after, changes = apply(state, event)
+    if after is None or after is state:
+        return after, changes
+    return replace(after, applied_offset=offset, applied_index=index), changes
 
 
 def due_events(state: UserPresence, now: int, sweeper_id: str, forget_after_ms: int | None = None) -> list[Event]:

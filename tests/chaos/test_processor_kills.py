@@ -316,19 +316,11 @@ def check(figures: dict[str, Any]) -> None:
     assert not once["recorder failures"] and not once["recorder channels behind the log at the end"], once
     # (c') The failovers published the views of one pass over the changes (each change id applied
     # once), in order, and nothing else. A change applied twice gets a fresh seq: (a) and (b) cannot
-    # see it. Known to fail when a redo reaches past a change-id ring (docs/reliability.md, promise 3;
-    # `test_a_redo_longer_than_the_change_id_ring_is_not_applied_again`): the channel stage's (256
-    # changes per channel), or the user stage's (64 events per user), whose re-emitted changes then
-    # reach the channel stage more than 256 changes after the first copy.
+    # see it. Redos longer than the id rings did this until the stages skipped records by log position
+    # (docs/reliability.md, defect F; `test_a_redo_longer_than_the_change_id_ring_is_not_applied_again`).
     channels = once["presence.channels"]
-    reapplied = channels["views that apply a change again (a redo not dropped)"]
-    other = channels["views otherwise unlike one pass, or missing"]
-    far = channels[f"of those, more than {RECENT_CHANGE_IDS} changes of the channel after the first"]
-    if reapplied or other:
-        assert reapplied or far, f"views unlike one pass over the changes, no redo past a ring explains them: {once}"
-        pytest.xfail(f"promise 3 (docs/reliability.md): a failover redo reached past a change-id ring: {reapplied} "
-                     f"views re-applied a change, {other} other views unlike one pass or missing, {far} changes "
-                     f"re-emitted more than {RECENT_CHANGE_IDS} changes after the first copy")
+    assert channels["views that apply a change again (a redo not dropped)"] == 0, once
+    assert channels["views otherwise unlike one pass, or missing"] == 0, once
 
 
 async def test_processor_kill_9_under_load_fast(chaos_stack: ChaosStack, record) -> None:
@@ -395,14 +387,12 @@ async def redo_beyond_the_ring(stack: ChaosStack, figures: dict[str, Any]) -> No
         await channel_log.close()
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "promise 3, docs/reliability.md: a redo of more than RECENT_CHANGE_IDS (256) changes of one channel "
-    "is applied again, every change of it, under fresh seqs; fix: remember the last applied offset"))
 async def test_a_redo_longer_than_the_change_id_ring_is_not_applied_again(record) -> None:
-    """Deterministic form of what the kill tests met once: the worker never commits (commit interval
-    600 s), so after kill -9 its successor redoes every change of the channel from the log's start on
-    a table that holds them all. They must all be dropped as done; the ring of the last 256 change ids
-    forgets the oldest, and each one applied again pushes the next out of the ring."""
+    """Deterministic form of what the kill tests met once (defect F): the worker never commits (commit
+    interval 600 s), so after kill -9 its successor redoes every change of the channel from the log's
+    start on a table that holds them all. They must all be dropped as done. The ring of the last 256
+    change ids alone forgot the oldest, and each one applied again pushed the next out of the ring;
+    the channel's state now records the offset of the last change it applied."""
     figures: dict[str, Any] = {}
     async with own_stack(1, BROKER_COMMIT_INTERVAL="600") as stack:
         try:

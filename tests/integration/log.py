@@ -44,10 +44,16 @@ async def read_all(bootstrap: str, topic: str, timeout_s: float = 30) -> list[Co
 async def logged_events(bootstrap: str) -> list[Event]:
     """Every event in `presence.events`, in log order per partition; records the processor sets
     aside as dead letters (they do not decode) are skipped, as the processor skips them."""
-    events: list[Event] = []
+    return [event for _, _, event in await logged_positions(bootstrap)]
+
+
+async def logged_positions(bootstrap: str) -> list[tuple[int, int, Event]]:
+    """`logged_events` with each event's log position: its record's offset and its place in the batch."""
+    events: list[tuple[int, int, Event]] = []
     for record in sorted(await read_all(bootstrap, EVENTS.name), key=lambda r: (r.partition, r.offset)):
         try:
-            events.extend(decode(record.value, EventBatch).events)
+            batch = decode(record.value, EventBatch)
         except DecodeError:
             continue
+        events.extend((record.offset, index, event) for index, event in enumerate(batch.events))
     return events

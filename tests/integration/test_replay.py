@@ -1,4 +1,5 @@
-"""Replaying `presence.events` from offset 0 through the pure core rebuilds the live processor's table.
+"""Replaying `presence.events` from offset 0 through the pure core (`apply_at`, each event at its log
+position) rebuilds the live processor's table.
 
 Runs after the other integration modules (see conftest.py), so the log holds
 every kind of event they produced: joins, leaves, updates, drops, timeouts, a processor restart.
@@ -12,16 +13,16 @@ import time
 from schemas.codec import decode
 from schemas.state import UserPresence
 from schemas.topics import USERS_CHANGELOG
-from streams.core import apply
+from streams.core import apply_at
 from tests.integration.client import heartbeating
-from tests.integration.log import logged_events, read_all
+from tests.integration.log import logged_events, logged_positions, read_all
 from tests.integration.stack import Stack
 
 
 async def replayed_and_live(stack: Stack) -> tuple[dict[str, UserPresence], dict[str, UserPresence]]:
     replayed: dict[str, UserPresence] = {}
-    for event in await logged_events(stack.bootstrap):
-        state, _ = apply(replayed.get(event.user_id), event)
+    for offset, index, event in await logged_positions(stack.bootstrap):
+        state, _ = apply_at(replayed.get(event.user_id), event, offset, index)
         if state is None:  # forgotten (offline beyond the retention)
             replayed.pop(event.user_id, None)
         else:

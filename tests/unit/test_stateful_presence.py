@@ -33,15 +33,13 @@ from schemas.state import UserPresence
 from services.policy import BUILT_IN_STATES, ChannelRule, Policy, StateSpec
 from services.protocol import Update
 from services.updates import update_event
-from streams.core import apply, due_events, user_view
+from streams.core import apply_at, due_events, user_view
 from tests import oracle
 
 USERS = ("ann", "bob")
 CHANNELS = ("lobby", "game-1")
 TIMEOUT_MS = 30_000
 REST = "rest"  # the connection id of an update from no connection of the user's (a REST call)
-# A worker commits at least this often (events); a restart redoes what came after the last commit.
-COMMIT_EVERY = 40
 
 POLICY = Policy(
     states={
@@ -93,11 +91,9 @@ class Presence(RuleBasedStateMachine):
     def write(self, *events: Event) -> None:
         for e in events:
             self.log.append(e)
-            self.states[e.user_id], _ = apply(self.states.get(e.user_id), e)
+            self.states[e.user_id], _ = apply_at(self.states.get(e.user_id), e, len(self.log) - 1, 0)
             self.tables.append(dict(self.states))
             oracle.step(self.model.setdefault(e.user_id, oracle.Expected(user_id=e.user_id)), e)
-        if len(self.log) - self.committed >= COMMIT_EVERY:
-            self.committed = len(self.log)
 
     def connection(self, user: str, pick: int) -> str:
         live = [c.connection_id for c in self.states[user].connections] if user in self.states else []
@@ -235,8 +231,8 @@ class Presence(RuleBasedStateMachine):
             offset = self.committed + round(point * (len(self.log) - self.committed))
             if user in self.tables[offset]:
                 restored[user] = self.tables[offset][user]
-        for e in self.log[self.committed:]:
-            restored[e.user_id], _ = apply(restored.get(e.user_id), e)
+        for offset, e in enumerate(self.log[self.committed:], self.committed):
+            restored[e.user_id], _ = apply_at(restored.get(e.user_id), e, offset, 0)
         assert restored == self.states
         self.committed = len(self.log)
 
