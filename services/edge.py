@@ -75,7 +75,7 @@ async def running_edge(settings: EdgeSettings) -> AsyncIterator[Edge]:
     held = HeldConnections()
     edge = Edge(settings, auth, policy, limits, event_log, read_model, fanout, liveness, held)
     watch = ProcessorWatch(settings.bootstrap_servers, settings.edge_id, settings.partitions, settings.fetch_wait_ms,
-                           held, on_timeout=liveness.set_processor_timeout)
+                           held, on_held=liveness.processor_holds)
     previous = PreviousIncarnation(settings.bootstrap_servers, settings.edge_id, settings.partitions, event_log,
                                    settings.fetch_wait_ms)
     try:

@@ -18,16 +18,25 @@ is the larger of what the session stamped in its own events and what the process
 connection (services/processor_watch.py): an error on the late side is caught by the processor's
 own timeout, which closes the socket too, while one on the early side would cut off a client that
 was within the timeout it was given.
+
+The same heartbeats measure the processor's lag as this edge sees it (`processor_lag_s`, the
+metric `presence_processor_lag_seconds`): how long the oldest heartbeat written has waited until a
+state of the processor shows it applied. Heartbeats flow while anyone is connected, so the lag
+keeps rising while the processor is stopped, even when nothing else happens; with no connection
+nothing waits and it is 0.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from schemas.events import Heartbeat
+from schemas.state import Connection
+from services import metrics
 from services.errors import ApiError
 from services.event_log import EventLog, new_id, now_ms
 
@@ -46,6 +55,8 @@ class _Liveness:
     processor_timeout_ms: int | None = None  # the timeout the processor holds for it, once seen
     on_silent: Callable[[], None] | None = None  # called once, when silent for longer than the timeout
     silent: bool = False
+    # (heartbeat `at`, wall ms the log acknowledged it) of heartbeats the processor has not shown applied
+    unapplied: deque[tuple[int, int]] = field(default_factory=deque)
 
     def silence_limit_ms(self) -> int | None:
         if self.timeout_ms is None:
@@ -54,6 +65,7 @@ class _Liveness:
 
 
 TICKS_PER_INTERVAL = 5
+UNAPPLIED_KEPT = 32  # beyond that, the newest entry absorbs later heartbeats (the lag is overstated, not lost)
 
 
 class Liveness:
@@ -77,11 +89,20 @@ class Liveness:
         if connection is not None:
             connection.timeout_ms = timeout_ms
 
-    def set_processor_timeout(self, connection_id: str, timeout_ms: int) -> None:
-        """The timeout the processor holds for the connection (it also follows updates made elsewhere)."""
+    def processor_holds(self, connection_id: str, held: Connection) -> None:
+        """A state of the processor holds the connection as `held`: its timeout (which also follows
+        updates made elsewhere), and the heartbeats it has applied."""
         connection = self._connections.get(connection_id)
         if connection is not None:
-            connection.processor_timeout_ms = timeout_ms
+            connection.processor_timeout_ms = held.timeout_in_force_ms
+            unapplied = connection.unapplied
+            while unapplied and unapplied[0][0] <= held.last_heartbeat:
+                unapplied.popleft()
+
+    def processor_lag_s(self, now: int) -> float:
+        """How long (at `now`, epoch ms) the oldest heartbeat written has waited for the processor."""
+        oldest = min((c.unapplied[0][1] for c in self._connections.values() if c.unapplied), default=now)
+        return max(0, now - oldest) / 1000
 
     def touch(self, connection_id: str, at: int, active: bool) -> None:
         connection = self._connections.get(connection_id)
@@ -117,7 +138,19 @@ class Liveness:
                 )
         if events:
             await self._log.write(*events)
+            self._written(events, now_ms())
         return len(events)
+
+    def _written(self, events: list[Heartbeat], acked: int) -> None:
+        for event in events:
+            connection = self._connections.get(event.connection_id)
+            if connection is None:
+                continue
+            unapplied = connection.unapplied
+            if len(unapplied) < UNAPPLIED_KEPT:
+                unapplied.append((event.at, acked))
+            else:
+                unapplied[-1] = (event.at, unapplied[-1][1])
 
     def end_silent(self, now: int) -> list[str]:
         """Hands each connection silent for longer than its timeout by `now` to its `on_silent`, once;
@@ -139,6 +172,7 @@ class Liveness:
             await asyncio.sleep(self._interval_s / TICKS_PER_INTERVAL)
             now = now_ms()
             self.end_silent(now)
+            metrics.PROCESSOR_LAG.set(self.processor_lag_s(now))
             try:
                 await self.report(now)
             except ApiError:

@@ -4,9 +4,9 @@ The processor's `users` table (`presence-users-changelog`, one `UserPresence` pe
 user id) is the truth about which connections count as live. The edge reads it from the end it had
 when it started, decodes only the records of users with a connection here, and learns two things:
 
-1. The timeout the processor holds for each connection (`Connection.timeout_in_force_ms`), which
-   follows updates made elsewhere too (REST, another device); `Liveness` uses it to end silent
-   sockets (services/liveness.py).
+1. How the processor holds each connection: its timeout (`Connection.timeout_in_force_ms`), which
+   follows updates made elsewhere too (REST, another device), and its last heartbeat; `Liveness`
+   uses them to end silent sockets and to measure the processor's lag (services/liveness.py).
 2. That the processor no longer holds a connection it held before: the sweeper timed it out (its
    heartbeats did not reach the log in time: a half-open socket that woke up, a stalled client or
    network), or its state was lost. The fold ignores every later event of that connection, so the
@@ -33,7 +33,7 @@ from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
 
 from schemas.codec import DecodeError, decode
-from schemas.state import UserPresence
+from schemas.state import Connection, UserPresence
 from schemas.topics import USERS_CHANGELOG
 from services.users_changelog import assign_users_changelog, users_changelog_consumer
 
@@ -50,7 +50,7 @@ class _Held:
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
-    timeouts: dict[str, int]  # connection id -> the timeout the processor holds for it
+    held: dict[str, Connection]  # connection id -> the connection as the processor holds it
     gone: list[str]  # connections the processor held and no longer holds
 
 
@@ -78,30 +78,30 @@ class HeldConnections:
         their `on_gone` called."""
         held = self._by_user.get(state.user_id, {})
         present = {c.connection_id: c for c in state.connections}
-        timeouts, gone = {}, []
+        still, gone = {}, []
         for connection_id, entry in held.items():
             connection = present.get(connection_id)
             if connection is not None:
                 entry.seen = True
-                timeouts[connection_id] = connection.timeout_in_force_ms
+                still[connection_id] = connection
             elif entry.seen:
                 gone.append(connection_id)
         for connection_id in gone:
             on_gone = held[connection_id].on_gone
             self.release(state.user_id, connection_id)
             on_gone()
-        return Verdict(timeouts, gone)
+        return Verdict(still, gone)
 
 
 class ProcessorWatch:
     """Reads the users changelog in the background and hands each state of a held user to `held`."""
 
     def __init__(self, bootstrap_servers: str, edge_id: str, partitions: int, fetch_wait_ms: int,
-                 held: HeldConnections, on_timeout: Callable[[str, int], None]) -> None:
+                 held: HeldConnections, on_held: Callable[[str, Connection], None]) -> None:
         self._consumer = users_changelog_consumer(bootstrap_servers, f"{edge_id}-processor-watch", fetch_wait_ms)
         self._partition_count = partitions
         self._held = held
-        self._on_timeout = on_timeout
+        self._on_held = on_held
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -157,8 +157,8 @@ class ProcessorWatch:
                 log.error("skipping an undecodable state of %r in %s: %s", user_id, USERS_CHANGELOG, exc)
                 return
         verdict = self._held.judge(state)
-        for connection_id, timeout_ms in verdict.timeouts.items():
-            self._on_timeout(connection_id, timeout_ms)
+        for connection_id, connection in verdict.held.items():
+            self._on_held(connection_id, connection)
         if verdict.gone:
             log.info("the processor no longer holds %d connection(s) of %s open here; closing them",
                      len(verdict.gone), user_id)

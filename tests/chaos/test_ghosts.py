@@ -4,16 +4,16 @@ is half-open (the client stops sending and reading, the socket stays open) or it
 with kill -9 (a second edge, started for the round, with an id of its own: no later incarnation
 closes its connections early, so this is the timeout path).
 
-The ghost time of a victim runs from its connection's latest heartbeat `at` in `presence.events`
-(the time the core judges the deadline from) to the moment an observer subscribed to the channel
-on another edge receives the victim's departure; the first offline `UserView` on `presence.users`
-is reported too. Rounds run under a light update load from other users.
+The ghost time of a victim (`tests/chaos/ghosts.py`) runs from its connection's latest heartbeat
+`at` in `presence.events` to the moment an observer subscribed to the channel receives the
+victim's departure; the first offline `UserView` on `presence.users` is reported too. Rounds run
+under a light update load from other users. The same bound while the processor is stopped:
+`test_processor_lag.py`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from typing import Any
 
@@ -21,13 +21,13 @@ import orjson
 import pytest
 
 from tests.chaos.conftest import env_number
+from tests.chaos.ghosts import departures_seen, figures_of, make_disappear
 from tests.chaos.load import Hub, Peer, wall_ms
 from tests.chaos.stack import ChaosStack
 from tests.chaos.verdict import Log
-from tests.integration.stack import GRACE_S, TIMEOUT_S, eventually
+from tests.integration.stack import GRACE_S, TIMEOUT_S
 
 BOUND_MS = int((TIMEOUT_S + 2) * 1000)
-KINDS = ("vanished", "half-open", "edge killed")
 
 
 async def run_ghosts(stack: ChaosStack, rounds: int, rate: float, figures: dict[str, Any]) -> None:
@@ -52,35 +52,22 @@ async def run_ghosts(stack: ChaosStack, rounds: int, rate: float, figures: dict[
                 "edge killed": await hub.connect(f"edgekill-{run}-{r}", edge=edge, channel=channel),
             }
             await asyncio.sleep(2)  # a few heartbeats of each reach the log
-            round_victims["vanished"].abort()
-            round_victims["half-open"].go_half_open()
+            make_disappear("vanished", round_victims["vanished"])
+            make_disappear("half-open", round_victims["half-open"])
             round_victims["edge killed"].closed_by_us = True
             round_victims["edge killed"].ended_ms = wall_ms()
             stack.kill(edge.process, edge.name)
-            with contextlib.suppress(TimeoutError):  # a victim never seen leaving is reported, not waited for
-                gone = [p.user_id for p in round_victims.values()]
-                await eventually(lambda gone=gone: all(u in observer.left_seen for u in gone), timeout_s=TIMEOUT_S + 15)
+            await departures_seen(observer, list(round_victims.values()), timeout_s=TIMEOUT_S + 15)
             resumed.append(await resume(hub, round_victims["half-open"]))
             round_victims["half-open"].abort()
             victims.extend(round_victims.items())
         load.cancel()
         verdict = await log.verdict(hub.acked)
-        ghosts: dict[str, list[int | None]] = {kind: [] for kind in KINDS}
-        timelines: dict[str, list[dict[str, int | None]]] = {kind: [] for kind in KINDS}
-        for kind, peer in victims:
-            seen = observer.left_seen.get(peer.user_id)
-            # the half-open client heartbeats again after it was shown offline: only what came before counts
-            last = verdict.heartbeat_before(peer.connection_id, peer.ended_ms)
-            ghost = None if seen is None else seen - last
-            ghosts[kind].append(ghost)
-            timelines[kind].append({**verdict.timeline(peer.user_id, peer.connection_id, last), "observer": ghost})
         figures.update({
             "duration (s)": round(time.monotonic() - t0, 1),
-            "ghost ms, last heartbeat in the log -> observer sees the departure": ghosts,
-            "max ghost (ms)": max((g if g is not None else 10**9) for gs in ghosts.values() for g in gs),
+            **figures_of(observer, victims, verdict),
             "background updates acknowledged": len(hub.acked),
             "errors": dict(hub.errors),
-            "timelines (ms after the last heartbeat)": timelines,
             "half-open client that resumes after its timeout (not a promise; observed)": resumed,
         })
     finally:

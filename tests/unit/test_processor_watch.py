@@ -46,7 +46,7 @@ def test_the_timeout_in_force_is_the_shortest_of_the_connection_and_its_channels
     verdict = held.judge(state("ada", connection("a1", 300_000),
                                connection("a2", 300_000, channel_timeouts={"game-1": 10_000})))
 
-    assert verdict.timeouts == {"a1": 300_000, "a2": 10_000}
+    assert {c: held.timeout_in_force_ms for c, held in verdict.held.items()} == {"a1": 300_000, "a2": 10_000}
 
 
 def test_released_connections_and_other_users_are_not_judged() -> None:
@@ -64,7 +64,8 @@ def test_released_connections_and_other_users_are_not_judged() -> None:
 async def test_the_watch_decodes_only_held_users_and_reports_their_timeouts_and_departures() -> None:
     held, gone, timeouts = HeldConnections(), [], []
     held.hold("ada", "a1", lambda: gone.append("a1"))
-    watch = ProcessorWatch("127.0.0.1:1", "edge-1", 4, 5, held, on_timeout=lambda c, t: timeouts.append((c, t)))
+    watch = ProcessorWatch("127.0.0.1:1", "edge-1", 4, 5, held,
+                           on_held=lambda c, connection: timeouts.append((c, connection.timeout_in_force_ms)))
 
     watch._apply(b"bob", b"not even JSON")  # not held here: never decoded
     watch._apply(b"ada", encode(state("ada", connection("a1", 20_000))))
