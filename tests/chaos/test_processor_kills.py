@@ -54,7 +54,9 @@ class KillPlan:
     outage_s: float  # how long such a full outage lasts before new workers start
     post_share: float = 0.2
     typing_share: float = 0.05
-    settle_s: float = 90.0
+    # How long the processor may take to apply the backlog left at the end of the load: 36 s in session 2,
+    # 90-95 s in session 4 (docs/reliability.md); the verdict is taken once it agrees with the log.
+    settle_s: float = 180.0
     seed: int = 5
 
     @property
@@ -76,6 +78,7 @@ class KillPlan:
             both_every=int(env_number("CHAOS_BOTH_EVERY", 3)),
             outage_s=env_number("CHAOS_OUTAGE_S", 2 * TIMEOUT_S),
             post_share=env_number("CHAOS_POST_SHARE", 0.2),
+            settle_s=env_number("CHAOS_SETTLE_S", 180),
             seed=int(env_number("CHAOS_SEED", 5)),
         )
 
@@ -205,6 +208,8 @@ async def run_kills(stack: ChaosStack, plan: KillPlan, figures: dict[str, Any]) 
     log = Log(stack.bootstrap)
     channel_log = ChannelLog(stack.bootstrap)
     unbatched: Edge | None = None
+    stop_following = asyncio.Event()
+    following: asyncio.Task[None] | None = None
     run = f"{stack.run_id}-{int(time.time()) % 100000}"
     channels = [f"kills-{run}-{i}" for i in range(max(1, (plan.keepers + plan.churners) // 10))]
     t_start = time.monotonic()
@@ -224,6 +229,7 @@ async def run_kills(stack: ChaosStack, plan: KillPlan, figures: dict[str, Any]) 
         churners = [await hub.connect(f"churn-{run}-{i}", channel=channels[i % len(channels)], keeper=False)
                     for i in range(plan.churners)]
         probes = partition_probes(f"probe-{run}", stack.partitions)
+        following = asyncio.create_task(log.follow(stop_following))
         stop = asyncio.Event()
         churn = asyncio.create_task(hub.churn(churners, plan.churn_per_s, stop))
         t_drive, cpu_drive = time.monotonic(), time.process_time()
@@ -251,6 +257,8 @@ async def run_kills(stack: ChaosStack, plan: KillPlan, figures: dict[str, Any]) 
         figures["churn"] = dict(await churn)
         load_s = time.monotonic() - t_start
         await hub.settle_sends()
+        stop_following.set()
+        await following
         figures.update({
             "connect, load and recovery probes (s)": round(load_s, 1),
             "ops sent": sent,
@@ -290,6 +298,10 @@ async def run_kills(stack: ChaosStack, plan: KillPlan, figures: dict[str, Any]) 
         figures["ranges Faust skipped and left uncommitted (worker logs)"] = worker_log_count(
             stack, "stay unacknowledged")
         await hub.close()
+        stop_following.set()
+        if following is not None:
+            with contextlib.suppress(Exception):  # a run that failed reports its own error
+                await following
         await log.close()
         await channel_log.close()
         if unbatched is not None:
