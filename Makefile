@@ -24,7 +24,7 @@ bench: venv  ## the benchmark of issue 4 at reference sizes (bounded, up to ~25 
 bench-quick: venv  ## the same workloads at small sizes, under 2 minutes
 	$(BIN)/python -m bench.run --quick
 
-chaos: venv  ## the long fault suite: kill -9 of the processor under load, ghosts (CHAOS_* sizes; about 5 min; docs/reliability.md)
+chaos: venv  ## the long fault suite: kill -9 of the processor under load, ghosts (CHAOS_* sizes; about 7-9 min; docs/reliability.md)
 	$(BIN)/python -m pytest -m chaos tests/chaos
 
 soak: venv  ## churn soak: memory of edge and worker stays flat, typing expires (SOAK_MINUTES=5; about 6 min)
