@@ -29,16 +29,15 @@ from services.ws_protocol import ABORT, LINGER_S, AbortableWebSocketProtocol
 CLOSE_TIMEOUT_S = 0.5  # uvicorn's is 10 s
 
 
-class QuickAbortable(AbortableWebSocketProtocol):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.close_timeout = CLOSE_TIMEOUT_S
+def quick(protocol: type[WebSocketsSansIOProtocol]) -> type[WebSocketsSansIOProtocol]:
+    """`protocol` with a short close timeout."""
 
+    class Quick(protocol):  # type: ignore[valid-type, misc]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.close_timeout = CLOSE_TIMEOUT_S
 
-class QuickUvicorn(WebSocketsSansIOProtocol):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.close_timeout = CLOSE_TIMEOUT_S
+    return Quick
 
 
 async def flood_then_return(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -90,11 +89,11 @@ async def open_after_the_app_returned(protocol: type[asyncio.Protocol]) -> bool:
 
 
 async def test_a_finished_connection_whose_peer_reads_nothing_is_aborted() -> None:
-    assert not await open_after_the_app_returned(QuickAbortable)
+    assert not await open_after_the_app_returned(quick(AbortableWebSocketProtocol))
 
 
 async def test_control_uvicorns_own_protocol_keeps_it_open() -> None:
-    assert await open_after_the_app_returned(QuickUvicorn)
+    assert await open_after_the_app_returned(quick(WebSocketsSansIOProtocol))
 
 
 async def test_the_app_can_abort_a_connection_at_once() -> None:
