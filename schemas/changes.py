@@ -5,8 +5,9 @@ the channel-level ones (`member.*`) through `presence.channel-changes`, keyed by
 channel stage, which folds them into channel views and publishes `ChannelView` records on
 `presence.channels`.
 
-Change ids are derived from the id of the event that caused them, so a replay or a redelivery
-produces the same ids and consumers can drop duplicates.
+Change ids are derived from the id of the event that caused them, and `source` is where that event
+is in the log, so a replay or a redelivery produces the same ids and sources: consumers drop
+duplicates by them. A user's events are all in one partition, so its changes' sources only grow.
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ class Change:
     change_id: str
     user_id: str
     at: int
+    # (offset in `presence.events`, place in that record's batch, place among the event's changes);
+    # None for changes no event caused (`channel.expired`) or made outside the processor.
+    source: tuple[int, ...] | None = None
     v: int = SCHEMA_VERSION
 
 

@@ -162,13 +162,15 @@ def _dict(value_hint: Any) -> Converter:
     def convert(raw: Any) -> Any:
         if not isinstance(raw, dict):
             raise DecodeError("must be an object")
-        if value is not None:
-            for key, v in raw.items():
-                try:
-                    value(v)
-                except DecodeError as exc:
-                    raise _at(str(key), exc) from None
-        return raw
+        if value is None:
+            return raw
+        out = {}
+        for key, v in raw.items():
+            try:
+                out[key] = value(v)
+            except DecodeError as exc:
+                raise _at(str(key), exc) from None
+        return out
 
     return convert
 

@@ -80,12 +80,22 @@ class UserPresence:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class AppliedSource:
+    """The last change of one user a channel applied: where its event is in the log, and its time."""
+
+    source: tuple[int, ...]  # `Change.source`
+    at: int  # the change's `at`, to forget it once its user has been gone long enough
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ChannelState:
     channel: str
     seq: int = 0
     members: tuple[Member, ...] = ()
     typing: tuple[str, ...] = ()  # user ids, sorted
-    recent_change_ids: tuple[str, ...] = ()
+    # Per user, the `source` of the last change of theirs applied, kept a while after they leave:
+    # a redo of the user stage writes a change again at a later offset, possibly long after.
+    applied_sources: dict[str, AppliedSource] = field(default_factory=dict)
     changed_at: int = 0  # `at` of the last effective change (how long an empty channel has been empty)
     applied_offset: int = -1  # the `presence.channel-changes` record applied last (-1: none)
     v: int = SCHEMA_VERSION

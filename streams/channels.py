@@ -1,8 +1,10 @@
 """The pure channel core: fold member changes into a channel's membership and publish views.
 
-Same rules as `streams.core`: no clock, no I/O, idempotent by change id and, through
-`apply_member_change_at`, by log position; a change that does not fit (a leave of someone absent)
-changes nothing. Every effective change bumps `seq` by one,
+Same rules as `streams.core`: no clock, no I/O, idempotent by log position: a change at or
+before the last one applied of its user (`Change.source`, in `presence.events`) is a copy the
+user stage wrote again, and through `apply_member_change_at` a record of `presence.channel-changes`
+at or before the last one applied is a redo of this stage; a change that does not fit (a leave of
+someone absent) changes nothing. Every effective change bumps `seq` by one,
 so subscribers can apply "snapshot, then diffs" and notice a gap.
 
 A channel that stayed empty is forgotten (`channel.expired`); if it is joined again, a new life
@@ -27,10 +29,12 @@ from schemas.changes import (
     MemberTyping,
     MemberUpdated,
 )
-from schemas.state import ChannelState
+from schemas.state import AppliedSource, ChannelState
 
-RECENT_CHANGE_IDS = 256
 SEQ_PER_MS = 1000
+# How long a channel remembers the last change of a user who left it. The user stage writes a change
+# again when it redoes events after a failover: its commit lag plus the failover, seconds to minutes.
+DEPARTED_SOURCE_HOLD_MS = 10 * 60 * 1000
 
 
 def apply_member_change(
@@ -43,7 +47,8 @@ def apply_member_change(
         return state, None
     before = state
     state = state or ChannelState(channel=change.channel, seq=change.at * SEQ_PER_MS)
-    if change.change_id in state.recent_change_ids:
+    applied = state.applied_sources.get(change.user_id)
+    if change.source is not None and applied is not None and change.source <= applied.source:
         return before, None
     members = {m.user_id: m for m in state.members}
     typing = set(state.typing)
@@ -78,7 +83,7 @@ def apply_member_change(
         seq=state.seq + 1,
         members=tuple(sorted(members.values(), key=lambda m: m.user_id)),
         typing=tuple(sorted(typing)),
-        recent_change_ids=(*state.recent_change_ids, change.change_id)[-RECENT_CHANGE_IDS:],
+        applied_sources=_applied_sources(state.applied_sources, change, members),
         changed_at=change.at,
     )
     view = ChannelView(
@@ -88,11 +93,20 @@ def apply_member_change(
     return state, view
 
 
+def _applied_sources(applied: dict[str, AppliedSource], change: ChannelChange, members: dict[str, Member]
+                     ) -> dict[str, AppliedSource]:
+    kept = {user_id: a for user_id, a in applied.items()
+            if user_id in members or change.at - a.at < DEPARTED_SOURCE_HOLD_MS}
+    if change.source is not None:
+        kept[change.user_id] = AppliedSource(source=change.source, at=change.at)
+    return kept
+
+
 def apply_member_change_at(
     state: ChannelState | None, change: ChannelChange, offset: int
 ) -> tuple[ChannelState | None, ChannelView | None]:
     """`apply_member_change` for the `presence.channel-changes` record at `offset`: a redo after a failover
-    can be longer than `recent_change_ids` remembers, and a channel's changes are all in one partition."""
+    can be far longer than a commit interval, and a channel's changes are all in one partition."""
     if state is not None and offset <= state.applied_offset:
         return state, None
     after, view = apply_member_change(state, change)

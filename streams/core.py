@@ -83,11 +83,14 @@ def apply_at(state: UserPresence | None, event: Event, offset: int, index: int
 
     After a failover a worker redoes the records since its group's last commit, and a commit can stay
     behind for longer than `recent_event_ids` remembers; a user's events are all in one partition, so
-    what is at or before the position its state records was applied already.
+    what is at or before the position its state records was applied already. Its changes carry that
+    position (`Change.source`): a redo on a state older than the changes already written writes them
+    again at later offsets, and the channel stage drops them by it.
     """
     if state is not None and (offset, index) <= (state.applied_offset, state.applied_index):
         return state, []
     after, changes = apply(state, event)
+    changes = [replace(change, source=(offset, index, n)) for n, change in enumerate(changes)]
     if after is None or after is state:
         return after, changes
     return replace(after, applied_offset=offset, applied_index=index), changes

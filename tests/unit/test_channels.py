@@ -14,7 +14,7 @@ from schemas.changes import (
     MemberUpdated,
     OfflineReason,
 )
-from schemas.state import ChannelState
+from schemas.state import AppliedSource, ChannelState
 from streams.channels import SEQ_PER_MS, apply_member_change
 
 CHANNEL = "room"
@@ -25,24 +25,31 @@ def member(user: str, *, status: str = "online", connections: int = 1, joined_at
     return Member(user_id=user, status=status, joined_at=joined_at, last_seen=joined_at, connections=connections)
 
 
-def join(user: str, at: int, *, connections: int = 1, cid: str | None = None) -> MemberJoined:
+# A change's `source` is where its event is in `presence.events`; here each user's events are at
+# the offset equal to their time, so a user's sources grow with `at` as they do in the log.
+Source = tuple[int, ...] | None
+
+
+def join(user: str, at: int, *, connections: int = 1, cid: str | None = None, source: Source = None) -> MemberJoined:
     return MemberJoined(change_id=cid or f"join:{user}@{at}/0", user_id=user, at=at, channel=CHANNEL,
-                        member=member(user, joined_at=at, connections=connections))
+                        member=member(user, joined_at=at, connections=connections), source=source or (at, 0, 0))
 
 
-def update(user: str, at: int, *, status: str = "online", joined_at: int = 10, cid: str | None = None
-           ) -> MemberUpdated:
+def update(user: str, at: int, *, status: str = "online", joined_at: int = 10, cid: str | None = None,
+           source: Source = None) -> MemberUpdated:
     return MemberUpdated(change_id=cid or f"update:{user}@{at}/0", user_id=user, at=at, channel=CHANNEL,
-                         member=member(user, joined_at=joined_at, status=status))
+                         member=member(user, joined_at=joined_at, status=status), source=source or (at, 0, 0))
 
 
-def leave(user: str, at: int, *, reason: OfflineReason = "leave", cid: str | None = None) -> MemberLeft:
+def leave(user: str, at: int, *, reason: OfflineReason = "leave", cid: str | None = None,
+          source: Source = None) -> MemberLeft:
     return MemberLeft(change_id=cid or f"leave:{user}@{at}/0", user_id=user, at=at, channel=CHANNEL,
-                      reason=reason, last_seen=at)
+                      reason=reason, last_seen=at, source=source or (at, 0, 0))
 
 
 def typing(user: str, at: int, *, on: bool = True, cid: str | None = None) -> MemberTyping:
-    return MemberTyping(change_id=cid or f"typing:{user}@{at}/0", user_id=user, at=at, channel=CHANNEL, typing=on)
+    return MemberTyping(change_id=cid or f"typing:{user}@{at}/0", user_id=user, at=at, channel=CHANNEL, typing=on,
+                        source=(at, 0, 0))
 
 
 def fold(*changes: MemberChange) -> tuple[ChannelState, list[ChannelView]]:
@@ -63,7 +70,7 @@ def test_first_join_publishes_the_first_seq_of_a_life_with_the_join_and_the_memb
 
     assert view == ChannelView(channel=CHANNEL, seq=BASE + 1, at=10, members=(member("u1"),), joins=(member("u1"),))
     assert state == ChannelState(channel=CHANNEL, seq=BASE + 1, members=(member("u1"),),
-                                 recent_change_ids=(change.change_id,), changed_at=10)
+                                 applied_sources={"u1": AppliedSource(source=(10, 0, 0), at=10)}, changed_at=10)
 
 
 def test_update_of_a_present_member_publishes_the_update() -> None:
@@ -82,7 +89,7 @@ def test_update_of_a_present_member_publishes_the_update() -> None:
 def test_join_of_a_present_member_with_a_new_view_publishes_an_update() -> None:
     before, _ = fold(join("u1", 10))
 
-    _, view = apply_member_change(before, join("u1", 10, cid="again/0", connections=2))
+    _, view = apply_member_change(before, join("u1", 10, cid="again/0", connections=2, source=(11, 0, 0)))
 
     assert view is not None
     assert view.joins == ()
@@ -118,7 +125,7 @@ def test_update_of_an_absent_user_changes_nothing() -> None:
     assert state.seq == BASE + 1
 
 
-def test_duplicate_change_id_is_ignored() -> None:
+def test_a_change_again_at_a_source_already_applied_is_ignored() -> None:
     first_join = join("u1", 10)
     before, _ = fold(first_join, leave("u1", 20))
 
@@ -162,7 +169,9 @@ def test_typing_of_a_member_publishes_the_typing_set() -> None:
     members = (member("u1", joined_at=20), member("u2"))
     assert view == ChannelView(channel=CHANNEL, seq=BASE + 3, at=30, members=members, typing=("u2",))
     assert state == ChannelState(channel=CHANNEL, seq=BASE + 3, members=members, typing=("u2",),
-                                 recent_change_ids=(*before.recent_change_ids, change.change_id), changed_at=30)
+                                 applied_sources={**before.applied_sources,
+                                                  "u2": AppliedSource(source=(30, 0, 0), at=30)},
+                                 changed_at=30)
 
 
 def test_typing_views_carry_the_whole_sorted_typing_set() -> None:
@@ -233,7 +242,7 @@ def test_update_of_a_typing_member_keeps_it_typing() -> None:
     assert state.typing == ("u1",)
 
 
-def test_duplicate_typing_change_id_is_ignored() -> None:
+def test_a_typing_change_again_is_ignored() -> None:
     on = typing("u1", 20)
     before, _ = fold(join("u1", 10), on, typing("u1", 30, on=False))
 
@@ -268,7 +277,8 @@ def test_an_expiry_of_a_channel_that_changed_since_or_has_members_changes_nothin
 
 
 def test_a_new_life_continues_above_every_seq_of_the_old_one() -> None:
-    old, old_views = fold(*(change for n in range(500) for change in (join(f"u{n}", 10 + n), leave(f"u{n}", 10 + n))))
+    old, old_views = fold(*(change for n in range(500)
+                            for change in (join(f"u{n}", 10 + n), leave(f"u{n}", 10 + n, source=(10 + n, 1, 0)))))
     assert old_views[-1].seq == BASE + 1000
     assert apply_member_change(old, expired(empty_since=old.changed_at, at=2000))[0] is None
 

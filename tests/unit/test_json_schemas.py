@@ -26,7 +26,7 @@ from schemas.changes import CHANGE_TYPES, Change, ChannelView, Departure, Member
 from schemas.codec import DecodeError, decode, encode, from_builtins, to_builtins
 from schemas.dead_letters import DeadLetter
 from schemas.events import EVENT_TYPES, SCHEMA_VERSION, Event, EventBatch
-from schemas.state import ChannelState, Connection, UserPresence
+from schemas.state import AppliedSource, ChannelState, Connection, UserPresence
 
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas" / "json"
 BASE_URI = "https://presence.example/schemas/"
@@ -51,7 +51,7 @@ FILES: dict[str, tuple[type, tuple[type, ...]]] = {
     "user-view.v1.json": (UserView, (UserView,)),
     "dead-letter.v1.json": (DeadLetter, (DeadLetter,)),
     "user-presence.v1.json": (UserPresence, (UserPresence, Connection)),
-    "channel-state.v1.json": (ChannelState, (ChannelState, Member)),
+    "channel-state.v1.json": (ChannelState, (ChannelState, Member, AppliedSource)),
 }
 # Tagged unions: records are decoded through their base, which dispatches on `type`.
 UNIONS: dict[type, dict[str, type]] = {Event: EVENT_TYPES, Change: CHANGE_TYPES}
