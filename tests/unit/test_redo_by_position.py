@@ -18,8 +18,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
+
 from schemas.changes import ChannelView, MemberChange
-from schemas.events import ChannelJoined, ChannelLeft, ConnectionOpened, Event, PresenceUpdated
+from schemas.events import ChannelJoined, ChannelLeft, ConnectionOpened, Event, PresenceUpdated, UserForgotten
 from schemas.state import ChannelState, UserPresence
 from streams.channels import DEPARTED_SOURCE_HOLD_MS, apply_member_change, apply_member_change_at
 from streams.core import RECENT_EVENT_IDS, apply, apply_at
@@ -72,6 +74,29 @@ def test_events_of_one_record_are_told_apart_by_their_place_in_it() -> None:
     assert (state.applied_offset, state.applied_index) == (8, 1)
     again, changes = apply_at(state, first, 8, 0)
     assert again is state and changes == []
+
+
+@pytest.mark.xfail(strict=True, reason="defect H (docs/reliability.md): forgetting a user deletes its position too")
+def test_a_redo_across_a_forget_does_not_bring_the_user_back() -> None:
+    """A user offline long enough is forgotten (its state deleted, a tombstone). A redo that starts
+    before the forget finds no state, so nothing says its events were applied: the first one that
+    changed nothing the first time (an update repeating the last) now creates the user again, and
+    the forget, which names the old `last_seen`, no longer matches. Seen in a long kill run
+    (20 s retention, commits tens of seconds behind)."""
+    rest = {"user_id": "bot", "connection_id": "rest:1", "edge_id": "e"}
+    log: list[Event] = [
+        PresenceUpdated(event_id="u1", at=1_000, status_text="posting", **rest),
+        PresenceUpdated(event_id="u2", at=5_000, status_text="posting", **rest),  # the same again: no change
+        UserForgotten(event_id="forget", user_id="bot", connection_id="", edge_id="sweeper", at=30_000,
+                      last_seen=1_000),
+    ]
+    state: UserPresence | None = None
+    for offset, event in enumerate(log):
+        state, _ = apply_at(state, event, offset, 0)
+    assert state is None  # forgotten
+    for offset, event in enumerate(log[1:], 1):  # the redo, from a commit before the second update
+        state, _ = apply_at(state, event, offset, 0)
+    assert state is None
 
 
 def channel_log() -> list[MemberChange]:
