@@ -61,6 +61,9 @@ class UserPresence:
     recent_event_ids: tuple[str, ...] = ()
     applied_offset: int = -1  # the `presence.events` record whose event was applied last (-1: none) ...
     applied_index: int = -1  # ... and that event's place in the record's batch
+    # Forgotten: no view, nothing but `last_seen` (the time of the forget) and the log position, kept
+    # until the sweeper forgets it again one retention later, so a redo from before the forget skips.
+    forgotten: bool = False
     v: int = SCHEMA_VERSION
 
     @property

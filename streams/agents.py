@@ -57,17 +57,23 @@ async def fold_events(stream: Any) -> None:
 async def _fold(event: Event, offset: int, index: int) -> None:
     before = users.get(event.user_id)
     after, changes = apply_at(before, event, offset, index)
-    if after is None:
-        if before is not None:
-            # Tombstones: compaction then removes the user from the changelog and the views.
-            del users[event.user_id]
-            await users_topic.send(key=event.user_id.encode(), value=None)
-        return
+    shown = None if before is None or before.forgotten else before  # what the views show of the user
+    key = event.user_id.encode()
     if after is before:
-        if before is not None and isinstance(event, PresenceUpdated):
+        if shown is not None and isinstance(event, PresenceUpdated):
             # A repeated update (the same Idempotency-Key) changes nothing but is answered like the
             # first, so an edge waiting to read that write (`wait=true`) is not left waiting.
-            await users_topic.send(key=event.user_id.encode(), value=encode(user_view(before, event.event_id)))
+            await users_topic.send(key=key, value=encode(user_view(shown, event.event_id)))
+        return
+    if after is None or after.forgotten:
+        # Tombstones: compaction then removes the user from the views and, once the marker that
+        # holds its log position is forgotten too, from the changelog.
+        if after is None:
+            del users[event.user_id]
+        else:
+            users[event.user_id] = after
+        if shown is not None:
+            await users_topic.send(key=key, value=None)
         return
     users[event.user_id] = after
     for change in changes:
@@ -76,8 +82,8 @@ async def _fold(event: Event, offset: int, index: int) -> None:
     # Every update is answered with a view, even one that changed nothing visible, so an edge
     # waiting to read its write sees it applied.
     updated = isinstance(event, PresenceUpdated)
-    if updated or before is None or user_view(before, event.event_id) != view:
-        await users_topic.send(key=event.user_id.encode(), value=encode(view))
+    if updated or shown is None or user_view(shown, event.event_id) != view:
+        await users_topic.send(key=key, value=encode(view))
 
 
 async def _dead_letter(record: Record, value: bytes, exc: Exception) -> None:

@@ -10,8 +10,9 @@ Rules this module obeys:
    transition below only edits state and never decides what to announce.
 5. Whatever expires (connections, typing, statuses, activity) expires through an event the sweeper
    writes with `due_events`; each transition re-checks the deadline against the event's own time.
-6. A user offline for longer than the retention is forgotten (`user.forgotten`): `apply` returns
-   no state, and the adapter writes tombstones.
+6. A user offline for longer than the retention is forgotten (`user.forgotten`): `apply` leaves a
+   marker that only holds the log position, and the adapter writes a tombstone on the views; one
+   retention later the marker is forgotten too, `apply` returns no state, and the adapter deletes it.
 """
 
 from __future__ import annotations
@@ -59,11 +60,9 @@ DEFAULT_STATUS = "online"
 
 def apply(state: UserPresence | None, event: Event) -> tuple[UserPresence | None, list[Change]]:
     if isinstance(event, UserForgotten):
-        # Only the offline spell the sweeper saw: any activity since moved `last_seen`.
-        if state is not None and not state.connections and (state.last_seen or 0) == event.last_seen:
-            return None, []
-        return state, []
-    state = state or UserPresence(user_id=event.user_id)
+        return _forget(state, event), []
+    if state is None or state.forgotten:  # a user forgotten and back starts afresh
+        state = UserPresence(user_id=event.user_id)
     if event.event_id in state.recent_event_ids:
         return state, []
     transition = _TRANSITIONS.get(type(event))
@@ -75,6 +74,22 @@ def apply(state: UserPresence | None, event: Event) -> tuple[UserPresence | None
         # moved on, it could take effect where it did not the first time.
         after = replace(after, recent_event_ids=(*after.recent_event_ids, event.event_id)[-RECENT_EVENT_IDS:])
     return after, _changes(state, after, event)
+
+
+def _forget(state: UserPresence | None, e: UserForgotten) -> UserPresence | None:
+    """Forgetting takes two of the sweeper's `user.forgotten`, one retention apart.
+
+    Each applies only to the offline spell the sweeper saw (any activity since moved `last_seen`).
+    The first leaves a marker: no view, only the log position, so a redo that starts before the
+    forget still skips what was applied (else its first event would create the user again). The
+    marker's `last_seen` is the time of the forget, so the sweeper forgets it one retention later,
+    and a late copy of the first, naming the older `last_seen`, changes nothing.
+    """
+    if state is None or state.connections or (state.last_seen or 0) != e.last_seen:
+        return state
+    if state.forgotten:
+        return None
+    return UserPresence(user_id=state.user_id, last_seen=e.at, forgotten=True)
 
 
 def apply_at(state: UserPresence | None, event: Event, offset: int, index: int
