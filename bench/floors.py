@@ -23,6 +23,8 @@ from datetime import UTC, datetime
 
 import orjson
 
+from services.broker import topic_partitions
+
 FETCH_WAIT_MS = 5
 
 
@@ -31,7 +33,7 @@ FETCH_WAIT_MS = 5
 
 async def relay(bootstrap: str, *topics: str) -> None:
     """Forward every record of topics[i] to topics[i + 1], same partition (one process, like the worker)."""
-    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
                                 fetch_max_wait_ms=FETCH_WAIT_MS, auto_offset_reset="earliest")
@@ -45,15 +47,9 @@ async def relay(bootstrap: str, *topics: str) -> None:
     try:
         assignment = []
         for topic in following:
-            partitions = None
-            for _ in range(100):
-                partitions = consumer.partitions_for_topic(topic)
-                if partitions:
-                    break
-                await consumer.topics()
-                await asyncio.sleep(0.1)
+            partitions = await topic_partitions(consumer, topic)
             assert partitions, f"topic {topic} not found"
-            assignment += [TopicPartition(topic, p) for p in partitions]
+            assignment += partitions
         consumer.assign(assignment)
         print("relay ready", flush=True)
         while not stop.is_set():

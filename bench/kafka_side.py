@@ -14,19 +14,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from bench.load import Phase, perf
 from bench.stack import spawn_python, stop_process
 from schemas.topics import TopicSpec
-from services.broker import create_topics
+from services.broker import create_topics, topic_partitions
 
 FETCH_WAIT_MS = 5
-
-
-async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
-    for _ in range(100):
-        partitions = consumer.partitions_for_topic(topic)
-        if partitions:
-            return partitions
-        await consumer.topics()
-        await asyncio.sleep(0.1)
-    raise RuntimeError(f"topic {topic} not found")
 
 
 async def kafka_floor(phase: Phase, bootstrap: str, partitions: int, hops: int, rate: float, duration_s: float,
@@ -52,7 +42,7 @@ async def kafka_floor(phase: Phase, bootstrap: str, partitions: int, hops: int, 
     warm: set[int] = set()
     task = None
     try:
-        consumer.assign([TopicPartition(topics[-1], p) for p in await _partitions(consumer, topics[-1])])
+        consumer.assign(await topic_partitions(consumer, topics[-1]))
         await _wait_for_line(logs / f"floor-relay-{hops}hop.log", "relay ready", 30, relay)
 
         async def consume() -> None:
@@ -147,7 +137,7 @@ async def census(bootstrap: str, windows: dict[str, tuple[int, int]], timeout_s:
     totals: Counter = Counter()
     try:
         topics = sorted(t for t in await consumer.topics() if not t.startswith("bench.") and not t.startswith("__"))
-        tps = [TopicPartition(t, p) for t in topics for p in (consumer.partitions_for_topic(t) or ())]
+        tps = [tp for t in topics for tp in await topic_partitions(consumer, t)]
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         ordered = sorted(windows.items(), key=lambda kv: kv[1][0])

@@ -113,6 +113,16 @@ class ChannelExpired(Change):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ProbeForwarded(Change):
+    """An edge's `edge.probed`, forwarded by the user stage to the channel stage (same partition
+    number), which answers it on `presence.probes`. Not a presence change: never on `presence.changes`."""
+
+    type: ClassVar[str] = "probe.forwarded"
+    edge_id: str
+    events_partition: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class UserView:
     """What anyone may see of a user: one record per change on `presence.users` (compacted, by user id)."""
 
@@ -132,13 +142,13 @@ class UserView:
 
 
 MemberChange = MemberJoined | MemberUpdated | MemberLeft | MemberTyping
-ChannelChange = MemberChange | ChannelExpired  # what `presence.channel-changes` carries
+ChannelChange = MemberChange | ChannelExpired | ProbeForwarded  # what `presence.channel-changes` carries
 
 CHANGE_TYPES: dict[str, type[Change]] = {
     cls.type: cls
     for cls in (
         UserCameOnline, UserWentOffline, UserStatusChanged, MemberJoined, MemberUpdated, MemberLeft, MemberTyping,
-        ChannelExpired,
+        ChannelExpired, ProbeForwarded,
     )
 }
 

@@ -159,6 +159,18 @@ class UserForgotten(Event):
     last_seen: int
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EdgeProbed(Event):
+    """An edge asks whether the processor folds this partition end to end (services/readiness.py).
+
+    It changes no state: the user stage forwards it to the same partition of
+    `presence.channel-changes` (`probe.forwarded`), and the channel stage answers on
+    `presence.probes`. `user_id` is a reserved id that only places it in its partition.
+    """
+
+    type: ClassVar[str] = "edge.probed"
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.type: cls
     for cls in (
@@ -176,6 +188,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         StatusExpired,
         UserIdled,
         UserForgotten,
+        EdgeProbed,
     )
 }
 

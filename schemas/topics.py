@@ -76,7 +76,16 @@ DEAD_LETTERS = TopicSpec(
     description="Records the processor could not decode or apply, with the error; the partition goes on.",
 )
 
-ALL = (EVENTS, CHANGES, CHANNEL_CHANGES, CHANNELS, USERS, DEAD_LETTERS)
+PROBES = TopicSpec(
+    name="presence.probes",
+    key="edge id",
+    value="ProbeAnswered",
+    cleanup_policy="delete",
+    retention_ms=3600 * 1000,
+    description="Answers to the edges' readiness probes, written by the channel stage (schemas/probes.py).",
+)
+
+ALL = (EVENTS, CHANGES, CHANNEL_CHANGES, CHANNELS, USERS, DEAD_LETTERS, PROBES)
 
 # The processor's table changelogs (Faust names them `{app}-{table}-changelog`), part of the contract
 # too: their records are `schemas.state` values (an edge reads the users one when it restarts).

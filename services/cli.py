@@ -1,7 +1,7 @@
 """`presence`: run the stack or one part of it.
 
-    presence up       embedded broker (unless KAFKA_BOOTSTRAP_SERVERS is set), topics, one worker, one edge
-    presence broker   the embedded Kafka-protocol broker alone, with the topics created
+    presence up       Apache Kafka (unless KAFKA_BOOTSTRAP_SERVERS is set), topics, one worker, one edge
+    presence broker   the development broker alone, with the topics created
     presence worker   one processor worker (faust-streaming)
     presence edge     one edge (uvicorn)
     presence token    mint a development JWT
@@ -13,25 +13,34 @@ import argparse
 import contextlib
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
+
+import httpx
 
 from schemas.topics import DEFAULT_PARTITIONS
 from services.auth import mint_token
-from services.broker import ensure_topics, start_embedded_broker
+from services.broker import RunningBroker, ensure_topics, start_broker
+from services.kafka import KafkaNode, KafkaUnavailable
 
 DEFAULT_BROKER_PORT = 9092
+DEFAULT_CONTROLLER_PORT = 9093
+READY_TIMEOUT_S = 180.0
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="presence", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("up", help="run the whole stack until Ctrl-C")
-    broker = commands.add_parser("broker", help="run the embedded broker")
-    broker.add_argument("--port", type=int, default=DEFAULT_BROKER_PORT)
+    up = commands.add_parser("up", help="run the whole stack until Ctrl-C")
+    broker = commands.add_parser("broker", help="run the development broker")
+    for command in (up, broker):
+        command.add_argument("--fresh", action="store_true",
+                             help="delete the broker's state (PRESENCE_STATE_DIR) first: every topic starts empty")
     commands.add_parser("worker", help="run one processor worker")
     commands.add_parser("edge", help="run one edge")
     token = commands.add_parser("token", help="mint a development token (PRESENCE_JWT_SECRET signs it)")
@@ -55,12 +64,27 @@ def _partitions() -> int:
     return int(os.environ.get("PRESENCE_PARTITIONS", DEFAULT_PARTITIONS))
 
 
+def _dev_broker(env: dict[str, str], fresh: bool) -> RunningBroker:
+    """The broker `presence up` and `presence broker` start: its log under PRESENCE_STATE_DIR, kept across runs."""
+    state = Path(env.get("PRESENCE_STATE_DIR", ".presence")).resolve()
+    if fresh:
+        shutil.rmtree(state / "kafka", ignore_errors=True)
+    try:
+        return start_broker(
+            env.get("PRESENCE_BROKER", "kafka"), state / "kafka",
+            int(env.get("PRESENCE_BROKER_PORT", DEFAULT_BROKER_PORT)),
+            int(env.get("PRESENCE_CONTROLLER_PORT", DEFAULT_CONTROLLER_PORT)),
+            env.get("PRESENCE_KAFKA_HEAP", KafkaNode.heap),
+        )
+    except KafkaUnavailable as exc:
+        sys.exit(str(exc))
+
+
 def _broker(args: argparse.Namespace) -> None:
-    process = start_embedded_broker(args.port)
-    bootstrap = f"127.0.0.1:{args.port}"
-    ensure_topics(bootstrap, _partitions())
-    print(f"embedded broker on {bootstrap} (memory storage; stopping it loses every topic)", flush=True)
-    _wait_then_stop([process])
+    broker = _dev_broker(dict(os.environ), args.fresh)
+    ensure_topics(broker.bootstrap, _partitions())
+    print(f"{broker.kind} broker on {broker.bootstrap}", flush=True)
+    _wait_then_stop([broker.process])
 
 
 def _worker(args: argparse.Namespace) -> None:
@@ -97,29 +121,51 @@ def _up(args: argparse.Namespace) -> None:
     env = dict(os.environ)
     env.setdefault("PRESENCE_JWT_SECRET", secrets.token_urlsafe(32))
     env.setdefault("PRESENCE_DEV_MODE", "true")  # a laptop stack: one broker, memory tables
+    began = time.monotonic()
     children: list[subprocess.Popen[bytes]] = []
     if "KAFKA_BOOTSTRAP_SERVERS" not in env:
-        port = int(env.get("PRESENCE_BROKER_PORT", DEFAULT_BROKER_PORT))
-        children.append(start_embedded_broker(port))
-        env["KAFKA_BOOTSTRAP_SERVERS"] = f"127.0.0.1:{port}"
-        env.setdefault("PRESENCE_IDEMPOTENT_PRODUCER", "false")  # the embedded broker refuses InitProducerId
-    ensure_topics(env["KAFKA_BOOTSTRAP_SERVERS"], _partitions())
-    command = [sys.executable, "-m", "services.cli"]
-    children.append(subprocess.Popen([*command, "worker"], env=env))
-    children.append(subprocess.Popen([*command, "edge"], env=env))
-    port = env.get("PRESENCE_HTTP_PORT", "8080")
+        broker = _dev_broker(env, args.fresh)
+        children.append(broker.process)
+        env["KAFKA_BOOTSTRAP_SERVERS"] = broker.bootstrap
+        if not broker.idempotent_producer:  # Tansu refuses InitProducerId and answers fetches only when they time out
+            env.setdefault("PRESENCE_IDEMPOTENT_PRODUCER", "false")
+            env.setdefault("PRESENCE_FETCH_WAIT_MS", "5")
+    try:
+        ensure_topics(env["KAFKA_BOOTSTRAP_SERVERS"], _partitions())
+        command = [sys.executable, "-m", "services.cli"]
+        children.append(subprocess.Popen([*command, "worker"], env=env))
+        children.append(subprocess.Popen([*command, "edge"], env=env))
+        port = env.get("PRESENCE_HTTP_PORT", "8080")
+        _wait_until_ready(f"http://127.0.0.1:{port}", children)
+    except BaseException:
+        _stop(children)
+        raise
     token = mint_token(env["PRESENCE_JWT_SECRET"], "dev-user", audience=env.get("PRESENCE_JWT_AUDIENCE"),
                        issuer=env.get("PRESENCE_JWT_ISSUER"))
     print(
-        f"\nbroker     {env['KAFKA_BOOTSTRAP_SERVERS']}\n"
+        f"\nready in {time.monotonic() - began:.1f} s: presence flows (Ctrl-C stops everything)\n"
+        f"broker     {env['KAFKA_BOOTSTRAP_SERVERS']}\n"
         f"edge       http://127.0.0.1:{port}  (WebSocket ws://127.0.0.1:{port}/realtime/ws?token=...)\n"
         f"openapi    http://127.0.0.1:{port}/openapi.json\n"
         f"jwt secret {env['PRESENCE_JWT_SECRET']}\n"
-        f"dev token  {token}\n"
-        "(the worker needs ~10 s to join its group before presence flows; Ctrl-C stops everything)\n",
+        f"dev token  {token}\n",
         flush=True,
     )
     _wait_then_stop(children)
+
+
+def _wait_until_ready(base_url: str, children: list[subprocess.Popen[bytes]]) -> None:
+    """Until the edge's /readyz answers 200: its read model caught up and the processor answering its probes."""
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    with httpx.Client(base_url=base_url, timeout=1) as http:
+        while time.monotonic() < deadline:
+            if exited := [c.args for c in children if c.poll() is not None]:
+                sys.exit(f"a process exited before the stack was ready: {exited}")
+            with contextlib.suppress(httpx.HTTPError):
+                if http.get("/readyz").status_code == 200:
+                    return
+            time.sleep(0.1)
+    sys.exit(f"the stack was not ready within {READY_TIMEOUT_S:.0f} s (GET {base_url}/readyz)")
 
 
 def _wait_then_stop(children: list[subprocess.Popen[bytes]]) -> None:
@@ -133,15 +179,19 @@ def _wait_then_stop(children: list[subprocess.Popen[bytes]]) -> None:
     except KeyboardInterrupt:
         pass
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):  # a second Ctrl-C must not cut the clean-up short
-            signal.signal(sig, signal.SIG_IGN)
-        for child in reversed(children):  # edge and worker first, the broker last
-            if child.poll() is None:
-                child.terminate()
-                try:
-                    child.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    child.kill()
+        _stop(children)
+
+
+def _stop(children: list[subprocess.Popen[bytes]]) -> None:
+    for sig in (signal.SIGINT, signal.SIGTERM):  # a second Ctrl-C must not cut the clean-up short
+        signal.signal(sig, signal.SIG_IGN)
+    for child in reversed(children):  # edge and worker first, the broker last
+        if child.poll() is None:
+            child.terminate()
+            try:
+                child.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                child.kill()
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from services.previous_incarnation import PreviousIncarnation
 from services.processor_watch import HeldConnections, ProcessorWatch
 from services.protocol import Limits
 from services.read_model import ReadModel
+from services.readiness import Readiness
 from services.settings import EdgeSettings
 
 
@@ -34,6 +35,7 @@ class Edge:
     fanout: Fanout
     liveness: Liveness
     held: HeldConnections  # this edge's open connections, judged against the processor's states
+    readiness: Readiness
     sessions: Counter[str] = field(default_factory=Counter)  # user id -> open connections on this edge
 
     def connections_of(self, user_id: str) -> int:
@@ -46,8 +48,7 @@ async def running_edge(settings: EdgeSettings) -> AsyncIterator[Edge]:
         bootstrap_servers=settings.bootstrap_servers,
         client_id=settings.edge_id,
         acks="all",
-        # The embedded broker refuses InitProducerId; event ids make a retried duplicate harmless there.
-        enable_idempotence=settings.idempotent_producer,
+        enable_idempotence=settings.idempotent_producer,  # off only on Tansu, which refuses InitProducerId
         linger_ms=0,
     )
     consumer = AIOKafkaConsumer(
@@ -57,8 +58,16 @@ async def running_edge(settings: EdgeSettings) -> AsyncIterator[Edge]:
         enable_auto_commit=False,
         fetch_max_wait_ms=settings.fetch_wait_ms,
     )
+    probe_answers = AIOKafkaConsumer(
+        bootstrap_servers=settings.bootstrap_servers,
+        client_id=f"{settings.edge_id}-probes",
+        group_id=None,
+        enable_auto_commit=False,
+        fetch_max_wait_ms=settings.fetch_wait_ms,
+    )
     await producer.start()
     await consumer.start()
+    await probe_answers.start()
     event_log = EventLog(producer, settings.partitions, settings.batch_linger_ms, settings.write_timeout_s)
     fanout = Fanout(settings.batch_above_members, settings.batch_window_ms / 1000)
     read_model = ReadModel(consumer, fanout.publish)
@@ -73,7 +82,9 @@ async def running_edge(settings: EdgeSettings) -> AsyncIterator[Edge]:
         settings.jwt_secret, settings.jwt_audience or None, settings.jwt_issuer or None, settings.open_channels
     )
     held = HeldConnections()
-    edge = Edge(settings, auth, policy, limits, event_log, read_model, fanout, liveness, held)
+    readiness = Readiness(event_log, probe_answers, settings.edge_id, settings.partitions,
+                          settings.probe_interval_s, settings.probe_timeout_s)
+    edge = Edge(settings, auth, policy, limits, event_log, read_model, fanout, liveness, held, readiness)
     watch = ProcessorWatch(settings.bootstrap_servers, settings.edge_id, settings.partitions, settings.fetch_wait_ms,
                            held, on_held=liveness.processor_holds)
     previous = PreviousIncarnation(settings.bootstrap_servers, settings.edge_id, settings.partitions, event_log,
@@ -84,12 +95,15 @@ async def running_edge(settings: EdgeSettings) -> AsyncIterator[Edge]:
         await liveness.start()
         await watch.start()  # before serving: it reads from the end it finds, so it sees every new connection
         await previous.start()  # before serving: what it will close cannot include this incarnation's
+        await readiness.start()
         yield edge
     finally:
+        await readiness.stop()
         await previous.stop()
         await watch.stop()
         await liveness.stop()
         await read_model.stop()
         await event_log.stop()
+        await probe_answers.stop()
         await consumer.stop()
         await producer.stop()

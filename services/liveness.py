@@ -138,17 +138,17 @@ class Liveness:
                 )
         if events:
             await self._log.write(*events)
-            self._written(events, now_ms())
+            self._written(events, now)  # the lag counts from the report; the write's own wait is in it
         return len(events)
 
-    def _written(self, events: list[Heartbeat], acked: int) -> None:
+    def _written(self, events: list[Heartbeat], written_at: int) -> None:
         for event in events:
             connection = self._connections.get(event.connection_id)
             if connection is None:
                 continue
             unapplied = connection.unapplied
             if len(unapplied) < UNAPPLIED_KEPT:
-                unapplied.append((event.at, acked))
+                unapplied.append((event.at, written_at))
             else:
                 unapplied[-1] = (event.at, unapplied[-1][1])
 

@@ -21,6 +21,7 @@ from schemas.changes import ChannelView, UserView
 from schemas.codec import DecodeError, decode
 from schemas.topics import CHANNELS, USERS
 from services import metrics
+from services.broker import topic_partitions
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -79,8 +80,10 @@ class ReadModel:
 
     async def start(self) -> None:
         for topic in (CHANNELS.name, USERS.name):
-            partitions = await _wait_for_partitions(self._consumer, topic)
-            self._partitions += [TopicPartition(topic, p) for p in sorted(partitions)]
+            partitions = await topic_partitions(self._consumer, topic)
+            if not partitions:
+                raise RuntimeError(f"topic {topic} does not exist; create the topics first (`presence up`)")
+            self._partitions += partitions
         self._consumer.assign(self._partitions)
         await self._consumer.seek_to_beginning(*self._partitions)
         self._task = asyncio.create_task(self._consume_forever(), name="read-model")
@@ -140,13 +143,3 @@ def _decode(value: bytes, cls: type[T]) -> T | None:
     except DecodeError as exc:
         log.error("skipping undecodable %s: %s", cls.__name__, exc)
         return None
-
-
-async def _wait_for_partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
-    for _ in range(100):
-        partitions = consumer.partitions_for_topic(topic)
-        if partitions:
-            return partitions
-        await consumer.topics()  # refreshes the cluster metadata
-        await asyncio.sleep(0.1)
-    raise RuntimeError(f"topic {topic} does not exist; create the topics first (`presence up`)")

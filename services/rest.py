@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import uuid
 
 from starlette.requests import Request
@@ -126,7 +128,10 @@ async def healthz(request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
-    _ready(_edge(request))
+    edge = _edge(request)
+    _ready(edge)
+    if unanswered := edge.readiness.unanswered(time.monotonic()):
+        raise ApiError("service.not_ready", f"the processor has not answered probes of partitions {unanswered}")
     return JSONResponse({"status": "ready"})
 
 

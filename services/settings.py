@@ -37,8 +37,10 @@ class EdgeSettings:
     max_metadata_bytes: int = 4 * 1024
     write_timeout_s: float = 5.0
     batch_linger_ms: float = 1.0
-    fetch_wait_ms: int = 5
+    fetch_wait_ms: int = 500
     idempotent_producer: bool = True
+    probe_interval_s: float = 5.0
+    probe_timeout_s: float = 10.0
     dev_mode: bool = False
 
     def unsafe(self) -> list[str]:
@@ -105,5 +107,7 @@ class EdgeSettings:
             batch_linger_ms=config("PRESENCE_BATCH_LINGER_MS", cast=float, default=cls.batch_linger_ms),
             fetch_wait_ms=config("PRESENCE_FETCH_WAIT_MS", cast=int, default=cls.fetch_wait_ms),
             idempotent_producer=config("PRESENCE_IDEMPOTENT_PRODUCER", cast=bool, default=True),
+            probe_interval_s=config("PRESENCE_PROBE_INTERVAL_S", cast=float, default=cls.probe_interval_s),
+            probe_timeout_s=config("PRESENCE_PROBE_TIMEOUT_S", cast=float, default=cls.probe_timeout_s),
             dev_mode=config("PRESENCE_DEV_MODE", cast=bool, default=False),
         )

@@ -9,6 +9,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from schemas.topics import USERS_CHANGELOG
+from services.broker import topic_partitions
 
 
 def users_changelog_consumer(bootstrap_servers: str, client_id: str, fetch_wait_ms: int) -> AIOKafkaConsumer:
@@ -23,14 +24,9 @@ def users_changelog_consumer(bootstrap_servers: str, client_id: str, fetch_wait_
 
 async def assign_users_changelog(consumer: AIOKafkaConsumer, partition_count: int) -> list[TopicPartition]:
     """Assigns the changelog's partitions to a started consumer; none while no processor has created it."""
-    partitions = consumer.partitions_for_topic(USERS_CHANGELOG)
-    if not partitions:
-        # `topics()` reads fresh metadata but does not refresh what `partitions_for_topic` answers from;
-        # the table is partitioned like `presence.events`, as the processor's tables must be.
-        with contextlib.suppress(KafkaError):
-            if USERS_CHANGELOG in await consumer.topics():
-                partitions = set(range(partition_count))
-    assigned = [TopicPartition(USERS_CHANGELOG, p) for p in sorted(partitions or ())]
+    assigned: list[TopicPartition] = []
+    with contextlib.suppress(KafkaError):
+        assigned = await topic_partitions(consumer, USERS_CHANGELOG, timeout_s=0)
     if assigned:
         consumer.assign(assigned)
     return assigned

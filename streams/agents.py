@@ -4,6 +4,7 @@ Stage 1 (`fold_events`, partitioned by user): `presence.events` -> users table -
 `presence.changes` (every change), `presence.channel-changes` (member changes, keyed by
 channel) and `presence.users` (the user's view, when it changed).
 Stage 2 (`fold_member_changes`, partitioned by channel): channels table -> `presence.channels`.
+Both pass an edge's readiness probe on to `presence.probes` (schemas/probes.py).
 """
 
 from __future__ import annotations
@@ -11,10 +12,19 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from schemas.changes import Change, ChannelExpired, MemberJoined, MemberLeft, MemberTyping, MemberUpdated
+from schemas.changes import (
+    Change,
+    ChannelExpired,
+    MemberJoined,
+    MemberLeft,
+    MemberTyping,
+    MemberUpdated,
+    ProbeForwarded,
+)
 from schemas.codec import DecodeError, decode, decode_change, encode
 from schemas.dead_letters import DeadLetter
-from schemas.events import Event, EventBatch, PresenceUpdated
+from schemas.events import EdgeProbed, Event, EventBatch, PresenceUpdated
+from schemas.probes import ProbeAnswered
 from streams import progress
 from streams.app import (
     app,
@@ -24,6 +34,7 @@ from streams.app import (
     channels_topic,
     dead_letters_topic,
     events_topic,
+    probes_topic,
     settings,
     users,
     users_topic,
@@ -46,6 +57,9 @@ async def fold_events(stream: Any) -> None:
             await _dead_letter(record, record.value, exc)
             continue
         for index, event in enumerate(batch.events):
+            if isinstance(event, EdgeProbed):
+                await _forward_probe(event, record.partition)
+                continue
             try:
                 await _fold(event, record.offset, index)
             except Exception as exc:  # one event that breaks the fold must not stop its partition
@@ -86,6 +100,18 @@ async def _fold(event: Event, offset: int, index: int) -> None:
         await users_topic.send(key=key, value=encode(view))
 
 
+async def _forward_probe(probe: EdgeProbed, partition: int) -> None:
+    forwarded = ProbeForwarded(change_id=probe.event_id, user_id=probe.user_id, at=probe.at, edge_id=probe.edge_id,
+                               events_partition=partition)
+    await channel_changes_topic.send(key=probe.edge_id.encode(), value=encode(forwarded), partition=partition)
+
+
+async def _answer_probe(probe: ProbeForwarded, partition: int) -> None:
+    answer = ProbeAnswered(probe_id=probe.change_id, edge_id=probe.edge_id, events_partition=probe.events_partition,
+                           channel_changes_partition=partition, worker_id=settings.worker_id, at=probe.at)
+    await probes_topic.send(key=probe.edge_id.encode(), value=encode(answer), partition=partition)
+
+
 async def _dead_letter(record: Record, value: bytes, exc: Exception) -> None:
     log.error("dead letter from %s/%s/%s: %r", record.topic, record.partition, record.offset, exc)
     letter = DeadLetter(
@@ -107,6 +133,9 @@ async def fold_member_changes(stream: Any) -> None:
     async for record in in_order.records(stream):
         try:
             change = decode_change(decode(record.value, dict))
+            if isinstance(change, ProbeForwarded):
+                await _answer_probe(change, record.partition)
+                continue
             if not isinstance(change, MemberJoined | MemberUpdated | MemberLeft | MemberTyping | ChannelExpired):
                 raise DecodeError(f"{change.type} is not a channel change")
             before = channels.get(change.channel)

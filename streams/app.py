@@ -8,11 +8,12 @@ from schemas import topics
 from streams import codecs  # noqa: F401  (registers the table value codecs)
 from streams.continuity import leave_skipped_offsets_unacknowledged
 from streams.settings import WorkerSettings
-from streams.tuning import read_end_offsets_by_fetch, set_fetch_wait
+from streams.tuning import enable_idempotence, set_fetch_wait
 
 settings = WorkerSettings.from_env()
 set_fetch_wait(settings.fetch_wait_ms)
-read_end_offsets_by_fetch(settings.bootstrap_servers)
+if settings.idempotent_producer:
+    enable_idempotence()
 leave_skipped_offsets_unacknowledged()
 
 app = faust.App(
@@ -51,6 +52,7 @@ channel_changes_topic = _topic(topics.CHANNEL_CHANGES)
 channels_topic = _topic(topics.CHANNELS)
 users_topic = _topic(topics.USERS)
 dead_letters_topic = _topic(topics.DEAD_LETTERS)
+probes_topic = _topic(topics.PROBES)
 
 
 class StateTable(faust.Table):

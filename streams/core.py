@@ -41,6 +41,7 @@ from schemas.events import (
     ConnectionDropped,
     ConnectionOpened,
     ConnectionTimedOut,
+    EdgeProbed,
     Event,
     Heartbeat,
     PresenceUpdated,
@@ -59,6 +60,8 @@ DEFAULT_STATUS = "online"
 
 
 def apply(state: UserPresence | None, event: Event) -> tuple[UserPresence | None, list[Change]]:
+    if isinstance(event, EdgeProbed):  # about the processor, not the user
+        return state, []
     if isinstance(event, UserForgotten):
         return _forget(state, event), []
     if state is None or state.forgotten:  # a user forgotten and back starts afresh

@@ -1,10 +1,16 @@
-"""Processor settings, read once from `PRESENCE_*` environment variables (docs/configuration.md)."""
+"""Processor settings, read once from `PRESENCE_*` environment variables (docs/configuration.md).
+
+Read with Starlette's `Config`, as the edge's are, so both parse booleans and numbers alike.
+"""
 
 from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Mapping
 from dataclasses import dataclass
+
+from starlette.config import Config
 
 from schemas.topics import DEFAULT_PARTITIONS
 
@@ -23,6 +29,7 @@ class WorkerSettings:
     dev_mode: bool
     table_store: str
     replication_factor: int
+    idempotent_producer: bool
 
     def unsafe(self) -> list[str]:
         """What would lose state or acknowledged updates on a real cluster; empty in dev mode."""
@@ -33,23 +40,26 @@ class WorkerSettings:
             problems.append(f"replication factor {self.replication_factor} for topics and changelogs (want >= 3)")
         if self.table_store.startswith("memory"):
             problems.append("in-memory table store (set PRESENCE_TABLE_STORE=rocksdb://)")
+        if not self.idempotent_producer:
+            problems.append("producer without idempotence (PRESENCE_IDEMPOTENT_PRODUCER=false)")
         return problems
 
     @classmethod
-    def from_env(cls) -> WorkerSettings:
-        env = os.environ
-        worker_id = env.get("PRESENCE_WORKER_ID", f"worker-{socket.gethostname()}-{os.getpid()}")
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> WorkerSettings:
+        config = Config(environ=environ if environ is not None else os.environ)
+        worker_id = config("PRESENCE_WORKER_ID", default=f"worker-{socket.gethostname()}-{os.getpid()}")
         return cls(
-            bootstrap_servers=env.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
-            partitions=int(env.get("PRESENCE_PARTITIONS", DEFAULT_PARTITIONS)),
+            bootstrap_servers=config("KAFKA_BOOTSTRAP_SERVERS", default="127.0.0.1:9092"),
+            partitions=config("PRESENCE_PARTITIONS", cast=int, default=DEFAULT_PARTITIONS),
             worker_id=worker_id,
-            sweep_interval_s=float(env.get("PRESENCE_SWEEP_INTERVAL_S", "0.5")),
-            channel_retention_s=float(env.get("PRESENCE_CHANNEL_RETENTION_S", "300")),
-            user_retention_s=float(env.get("PRESENCE_USER_RETENTION_S", str(30 * 24 * 3600))),
-            fetch_wait_ms=int(env.get("PRESENCE_FETCH_WAIT_MS", "5")),
-            session_timeout_s=float(env.get("PRESENCE_SESSION_TIMEOUT_S", "10")),
-            datadir=env.get("PRESENCE_WORKER_DATADIR", f"/tmp/presence-{worker_id}"),
-            dev_mode=env.get("PRESENCE_DEV_MODE", "false").lower() in ("1", "true", "yes"),
-            table_store=env.get("PRESENCE_TABLE_STORE", "memory://"),
-            replication_factor=int(env.get("PRESENCE_REPLICATION_FACTOR", "1")),
+            sweep_interval_s=config("PRESENCE_SWEEP_INTERVAL_S", cast=float, default=0.5),
+            channel_retention_s=config("PRESENCE_CHANNEL_RETENTION_S", cast=float, default=300.0),
+            user_retention_s=config("PRESENCE_USER_RETENTION_S", cast=float, default=30 * 24 * 3600.0),
+            fetch_wait_ms=config("PRESENCE_FETCH_WAIT_MS", cast=int, default=500),
+            session_timeout_s=config("PRESENCE_SESSION_TIMEOUT_S", cast=float, default=10.0),
+            datadir=config("PRESENCE_WORKER_DATADIR", default=f"/tmp/presence-{worker_id}"),
+            dev_mode=config("PRESENCE_DEV_MODE", cast=bool, default=False),
+            table_store=config("PRESENCE_TABLE_STORE", default="memory://"),
+            replication_factor=config("PRESENCE_REPLICATION_FACTOR", cast=int, default=1),
+            idempotent_producer=config("PRESENCE_IDEMPOTENT_PRODUCER", cast=bool, default=True),
         )

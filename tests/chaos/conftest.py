@@ -1,4 +1,4 @@
-"""Fixtures of the fault suites: one chaos stack per package (its own embedded broker, so the log
+"""Fixtures of the fault suites: one chaos stack per package (its own broker, so the log
 holds only what these tests wrote), and the figures each test measured, printed at the end of the
 run and written as JSON next to the process logs."""
 
@@ -15,7 +15,7 @@ import pytest
 
 from tests.chaos.stack import ChaosStack
 from tests.integration.client import wait_for_processor
-from tests.integration.stack import kafka_broker
+from tests.integration.stack import Broker, kafka_broker
 
 FIGURES: list[tuple[str, dict[str, Any]]] = []
 
@@ -25,13 +25,13 @@ def env_number(name: str, default: float) -> float:
 
 
 @pytest.fixture(scope="package")
-def chaos_broker() -> Iterator[tuple[str, bool]]:
+def chaos_broker() -> Iterator[Broker]:
     with kafka_broker() as found:
         yield found
 
 
-async def started(broker: tuple[str, bool], workers: int, **overrides: str) -> ChaosStack:
-    stack = ChaosStack(bootstrap=broker[0], embedded=broker[1], overrides=overrides)
+async def started(broker: Broker, workers: int, **overrides: str) -> ChaosStack:
+    stack = ChaosStack(bootstrap=broker.bootstrap, idempotent_producer=broker.idempotent_producer, overrides=overrides)
     try:
         await stack.start(workers)
         await wait_for_processor(stack.ws_url, stack.token(f"probe-{stack.run_id}"), f"probe-{stack.run_id}")
@@ -42,7 +42,7 @@ async def started(broker: tuple[str, bool], workers: int, **overrides: str) -> C
 
 
 @pytest.fixture(scope="package")
-async def chaos_stack(chaos_broker: tuple[str, bool]) -> AsyncIterator[ChaosStack]:
+async def chaos_stack(chaos_broker: Broker) -> AsyncIterator[ChaosStack]:
     """Shared by the fast tests: one start-up for all of them."""
     stack = await started(chaos_broker, workers=int(env_number("CHAOS_WORKERS", 2)))
     try:

@@ -35,6 +35,7 @@ from schemas.codec import DecodeError, decode, decode_change, to_builtins
 from schemas.events import ConnectionDropped, ConnectionOpened, ConnectionTimedOut, Event, EventBatch, Heartbeat
 from schemas.topics import CHANNEL_CHANGES, CHANNELS, EVENTS, USERS
 from services import representation
+from services.broker import topic_partitions
 from services.fanout import _Batch
 from streams.channels import apply_member_change
 from tests import oracle
@@ -56,11 +57,7 @@ class Tail(Generic[T]):
             self._consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False,
                                               fetch_max_wait_ms=100, max_partition_fetch_bytes=4 * 2**20)
             await self._consumer.start()
-            partitions = self._consumer.partitions_for_topic(self.topic)
-            if not partitions:
-                await self._consumer.topics()
-                partitions = self._consumer.partitions_for_topic(self.topic) or set()
-            self._partitions = [TopicPartition(self.topic, p) for p in sorted(partitions)]
+            self._partitions = await topic_partitions(self._consumer, self.topic)
             self._consumer.assign(self._partitions)
             await self._consumer.seek_to_beginning(*self._partitions)
             self.items = {tp.partition: [] for tp in self._partitions}

@@ -6,19 +6,18 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 
 from tests.integration.client import Client, wait_for_processor
-from tests.integration.stack import Stack, kafka_broker
+from tests.integration.stack import Broker, Stack, kafka_broker
 
 
 @pytest.fixture(scope="session")
-def broker() -> Iterator[tuple[str, bool]]:
+def broker() -> Iterator[Broker]:
     with kafka_broker() as found:
         yield found
 
 
 @pytest.fixture(scope="session")
-async def stack(broker: tuple[str, bool]) -> AsyncIterator[Stack]:
-    bootstrap, embedded = broker
-    stack = Stack(bootstrap=bootstrap, embedded=embedded)
+async def stack(broker: Broker) -> AsyncIterator[Stack]:
+    stack = Stack(bootstrap=broker.bootstrap, idempotent_producer=broker.idempotent_producer)
     await stack.start()
     try:
         await wait_for_processor(stack.ws_url, stack.token("probe"), "probe")

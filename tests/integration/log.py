@@ -11,16 +11,14 @@ from aiokafka.structs import ConsumerRecord
 from schemas.codec import DecodeError, decode
 from schemas.events import Event, EventBatch
 from schemas.topics import EVENTS
+from services.broker import topic_partitions
 
 
 async def read_all(bootstrap: str, topic: str, timeout_s: float = 30) -> list[ConsumerRecord]:
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=5)
     await consumer.start()
     try:
-        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
-        if not partitions:
-            await consumer.topics()
-            partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        partitions = await topic_partitions(consumer, topic)
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         records: list[ConsumerRecord] = []

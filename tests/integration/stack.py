@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 
 from services.auth import mint_token
-from services.broker import create_topics, free_port, start_embedded_broker
+from services.broker import create_topics, free_port, throwaway_broker
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "test-secret-" + "x" * 32
@@ -33,39 +33,28 @@ MAX_CHANNELS = 20
 MAX_CONNECTIONS = 5
 
 
+@dataclass(frozen=True)
+class Broker:
+    bootstrap: str
+    idempotent_producer: bool  # Tansu refuses it
+
+
 @contextlib.contextmanager
-def kafka_broker() -> Iterator[tuple[str, bool]]:
-    """(bootstrap servers, whether it is the embedded broker), in the order the README gives."""
+def kafka_broker() -> Iterator[Broker]:
+    """`KAFKA_BOOTSTRAP_SERVERS` if set, else a broker of the project's own with a fresh log: Apache
+    Kafka, or Tansu when `PRESENCE_BROKER=tansu`."""
     if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
-        yield os.environ["KAFKA_BOOTSTRAP_SERVERS"], False
-    elif _docker_answers():
-        from testcontainers.kafka import KafkaContainer
-
-        with KafkaContainer().with_kraft() as kafka:
-            yield kafka.get_bootstrap_server(), False
-    else:
-        port = free_port()
-        process = start_embedded_broker(port)
-        try:
-            yield f"127.0.0.1:{port}", True
-        finally:
-            process.terminate()
-            process.wait(timeout=10)
-
-
-def _docker_answers() -> bool:
-    if shutil.which("docker") is None:
-        return False
-    try:
-        return subprocess.run(["docker", "info"], capture_output=True, timeout=5).returncode == 0
-    except (OSError, subprocess.TimeoutExpired):
-        return False
+        yield Broker(os.environ["KAFKA_BOOTSTRAP_SERVERS"], idempotent_producer=True)
+        return
+    with tempfile.TemporaryDirectory(prefix="presence-test-kafka-") as data_dir, \
+            throwaway_broker(os.environ.get("PRESENCE_BROKER", "kafka"), Path(data_dir)) as broker:
+        yield Broker(broker.bootstrap, broker.idempotent_producer)
 
 
 @dataclass
 class Stack:
     bootstrap: str
-    embedded: bool
+    idempotent_producer: bool
     http_port: int = field(default_factory=free_port)
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
     edge: subprocess.Popen[bytes] | None = None
@@ -102,7 +91,7 @@ class Stack:
             "PRESENCE_ALLOWED_ORIGINS": ALLOWED_ORIGIN,
             "PRESENCE_MAX_CHANNELS_PER_CONNECTION": str(MAX_CHANNELS),
             "PRESENCE_MAX_CONNECTIONS_PER_USER": str(MAX_CONNECTIONS),
-            "PRESENCE_IDEMPOTENT_PRODUCER": "false" if self.embedded else "true",
+            "PRESENCE_IDEMPOTENT_PRODUCER": str(self.idempotent_producer).lower(),
             "PYTHONPATH": str(ROOT),
             **extra,
         }
