@@ -2,7 +2,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: run test lint venv clean bench bench-quick chaos soak fuzz
+.PHONY: run run-fresh test lint venv clean bench bench-quick chaos soak fuzz
 
 $(BIN)/presence: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -12,10 +12,13 @@ $(BIN)/presence: pyproject.toml
 
 venv: $(BIN)/presence
 
-run: venv  ## broker + processor + edge until Ctrl-C
+run: venv  ## Apache Kafka + processor + edge until Ctrl-C; Kafka's log stays in .presence/ across runs
 	$(BIN)/presence up
 
-test: venv  ## the whole suite, integration included; starts its own broker
+run-fresh: venv  ## as `make run`, from an empty log (deletes .presence/kafka first)
+	$(BIN)/presence up --fresh
+
+test: venv  ## the whole suite, integration included; starts its own Apache Kafka
 	$(BIN)/python -m pytest
 
 bench: venv  ## the benchmark of issue 4 at reference sizes (bounded, up to ~25 min); bench/results/, docs/benchmarks.md
@@ -36,6 +39,7 @@ fuzz: venv  ## the WebSocket fuzz of issue 5, large: 12000 hostile frames, at mo
 
 lint: venv
 	$(BIN)/ruff check schemas streams services tests bench
+	$(BIN)/mypy --strict schemas streams services
 
-clean:
-	rm -rf $(VENV) .pytest_cache
+clean:  ## the virtualenv and caches; Kafka's jars (.cache/) and log (.presence/) stay
+	rm -rf $(VENV) .pytest_cache .mypy_cache

@@ -142,7 +142,8 @@ class UserView:
 
 
 MemberChange = MemberJoined | MemberUpdated | MemberLeft | MemberTyping
-ChannelChange = MemberChange | ChannelExpired | ProbeForwarded  # what `presence.channel-changes` carries
+# What the channel stage folds; `presence.channel-changes` also carries ProbeForwarded, which it only answers.
+ChannelChange = MemberChange | ChannelExpired
 
 CHANGE_TYPES: dict[str, type[Change]] = {
     cls.type: cls

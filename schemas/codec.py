@@ -12,7 +12,7 @@ import functools
 import types
 import typing
 from collections.abc import Callable
-from typing import Any, Literal, TypeVar, Union, get_args, get_origin
+from typing import Any, Literal, TypeVar, Union, cast, get_args, get_origin
 
 import orjson
 
@@ -57,7 +57,8 @@ def decode(data: bytes | str, cls: type[T]) -> T:
 
 
 def from_builtins(raw: Any, cls: type[T]) -> T:
-    return _converter(cls)(raw)  # type: ignore[no-any-return]
+    decoded: T = _converter(cast(Any, cls))(raw)  # `functools.cache` wants a Hashable; a class is one
+    return decoded
 
 
 def decode_event(raw: Any) -> Event:
@@ -104,7 +105,7 @@ def _converter(hint: Any) -> Converter:
     if hint in _POLYMORPHIC:
         return _tagged_record(_POLYMORPHIC[hint])
     if dataclasses.is_dataclass(hint):
-        return _record(hint, skip=())
+        return _record(cast(Any, hint), skip=())
     return _scalar(hint)
 
 

@@ -23,6 +23,13 @@ class TopicSpec:
     description: str
     retention_ms: int | None = None
 
+    def config(self) -> dict[str, str]:
+        """The topic configuration it is created with."""
+        config: dict[str, str] = {"cleanup.policy": self.cleanup_policy}
+        if self.retention_ms is not None:
+            config["retention.ms"] = str(self.retention_ms)
+        return config
+
 
 DEFAULT_PARTITIONS = 8
 DAY_MS = 24 * 3600 * 1000
@@ -93,7 +100,7 @@ USERS_CHANGELOG = "presence-users-changelog"
 
 
 def partition_for(key: str, partitions: int) -> int:
-    return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
+    return int(murmur2(key.encode()) & 0x7FFFFFFF) % partitions
 
 
 def batch_key(user_ids: Iterable[str]) -> bytes | None:

@@ -99,13 +99,10 @@ async def create_topics(
     await admin.start()
     try:
         for spec in specs:
-            config = {"cleanup.policy": spec.cleanup_policy}
-            if spec.retention_ms is not None:
-                config["retention.ms"] = str(spec.retention_ms)
             with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(
                     [NewTopic(spec.name, num_partitions=partitions, replication_factor=replication_factor,
-                              topic_configs=config)]
+                              topic_configs=spec.config())]
                 )
     finally:
         await admin.close()

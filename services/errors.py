@@ -7,6 +7,7 @@ close code and retriable flag come from the catalogue, never from the raising si
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from starlette.exceptions import HTTPException
@@ -30,7 +31,7 @@ class ApiError(Exception):
     def body(self) -> dict[str, Any]:
         return {"code": self.error.code, "message": self.message, "retriable": self.error.retriable}
 
-    def response(self, headers: dict[str, str] | None = None) -> JSONResponse:
+    def response(self, headers: Mapping[str, str] | None = None) -> JSONResponse:
         headers = dict(headers or {})
         if self.error.http_status == 503:
             headers["Retry-After"] = str(RETRY_AFTER_S)

@@ -102,7 +102,9 @@ class KafkaNode:
         properties.write_text(self.server_properties())
         classpath = f"{lib}/*"
         java = ["java", f"-Xmx{self.heap}", f"-Xms{self.heap}", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
-                "-Djava.awt.headless=true", "-Djava.net.preferIPv4Stack=true", f"-Dlog4j2.configurationFile={LOG4J}", "-cp", classpath]
+                "-Djava.awt.headless=true",
+                "-Djava.net.preferIPv4Stack=true",  # IPv4 sockets: listens on 127.0.0.1, not ::ffff:127.0.0.1
+                f"-Dlog4j2.configurationFile={LOG4J}", "-cp", classpath]
         if not (self.data_dir / "log" / "meta.properties").exists():
             cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
             subprocess.run([*java, "kafka.tools.StorageTool", "format", "--standalone", "--ignore-formatted",

@@ -15,7 +15,7 @@ def iso(ms: int | None) -> str | None:
 
 
 def member(m: Member, include_metadata: bool = True) -> dict[str, Any]:
-    body = {
+    body: dict[str, Any] = {
         "user_id": m.user_id,
         "status": m.status,
         "status_text": m.status_text,

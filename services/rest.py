@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import time
-
 import uuid
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -23,7 +23,8 @@ IDEMPOTENCY_NAMESPACE = uuid.UUID("6f6c3a52-8e0e-4d6e-9a43-1b0f5f0c9b1e")
 
 
 def _edge(request: Request) -> Edge:
-    return request.app.state.edge
+    edge: Edge = request.app.state.edge
+    return edge
 
 
 def _principal(request: Request) -> Principal:
@@ -107,7 +108,7 @@ async def update_presence(request: Request) -> Response:
         connection_id=f"rest:{edge.settings.edge_id}", edge_id=edge.settings.edge_id, at=now_ms(),
     )
     await edge.log.write(event)
-    body = {
+    body: dict[str, Any] = {
         "event_id": event.event_id,
         "user_id": event.user_id,
         "status": event.status,

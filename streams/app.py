@@ -34,15 +34,12 @@ app = faust.App(
 
 
 def _topic(spec: topics.TopicSpec) -> faust.TopicT:
-    config = {"cleanup.policy": spec.cleanup_policy}
-    if spec.retention_ms is not None:
-        config["retention.ms"] = str(spec.retention_ms)
     return app.topic(
         spec.name,
         key_serializer="raw",
         value_serializer="raw",
         partitions=settings.partitions,
-        config=config,
+        config=spec.config(),
     )
 
 
@@ -55,7 +52,7 @@ dead_letters_topic = _topic(topics.DEAD_LETTERS)
 probes_topic = _topic(topics.PROBES)
 
 
-class StateTable(faust.Table):
+class StateTable(faust.Table):  # type: ignore[type-arg]  # keys str, values per subclass
     """A table of our state dataclasses: raw string keys, values through one of `streams.codecs`.
 
     Faust picks a table's serializers from Faust model types only, while building the table and
@@ -68,9 +65,11 @@ class StateTable(faust.Table):
         return "raw" if typ is str else self.value_codec
 
 
-def _table(name: str, value_codec: str) -> faust.Table:
-    table_class = type(f"{name.title()}Table", (StateTable,), {"value_codec": value_codec})
-    return app.tables.add(table_class(app, name=name, key_type=str, partitions=settings.partitions))
+def _table(name: str, value_codec: str) -> StateTable:
+    table_class: type[StateTable] = type(f"{name.title()}Table", (StateTable,), {"value_codec": value_codec})
+    table = table_class(app, name=name, key_type=str, partitions=settings.partitions)
+    app.tables.add(table)
+    return table
 
 
 users = _table("users", "presence_user")

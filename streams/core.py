@@ -20,6 +20,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable
 from dataclasses import replace
+from typing import Any
 
 from schemas.changes import (
     Change,
@@ -122,7 +123,7 @@ def due_events(state: UserPresence, now: int, sweeper_id: str, forget_after_ms: 
     duplicate that `apply` ignores (from the sweep time instead if that id was used already: see below).
     """
 
-    def expiry(cls: type[Event], deadline: int, connection_id: str = "", **fields: str) -> Event:
+    def expiry(cls: type[Event], deadline: int, connection_id: str = "", **fields: Any) -> Event:
         key = ":".join((cls.type, state.user_id, connection_id, *fields.values(), str(deadline)))
         if key in state.recent_event_ids:
             # That deadline was swept before and the sweep lost (the deadline moved, then came back:
@@ -297,7 +298,8 @@ def _idled(state: UserPresence, e: UserIdled) -> UserPresence:
     return replace(state, idle=True)
 
 
-_TRANSITIONS: dict[type[Event], Callable[[UserPresence, Event], UserPresence]] = {
+# Each event type to its transition (which takes that type: the table is the dispatch).
+_TRANSITIONS: dict[type[Event], Callable[[UserPresence, Any], UserPresence]] = {
     ConnectionOpened: _opened,
     ConnectionClosed: _closed,
     ConnectionDropped: _dropped,

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
+from typing import cast
 
+from faust.transport.consumer import Consumer
 from faust.types import TP
 
 from schemas.changes import ChannelExpired
@@ -79,7 +81,8 @@ def _next_offset(tp: TP) -> int | None:
     if known is not None:
         return known
     # Nothing read since assignment: Faust's read offset is then the committed offset.
-    return app.consumer._read_offset.get(tp)
+    consumer = cast(Consumer, app.consumer)  # the transport's consumer; ConsumerT does not declare it
+    return consumer._read_offset.get(tp)
 
 
 def _highwater(tp: TP) -> int | None:

@@ -33,6 +33,7 @@ from schemas.events import (
     ConnectionDropped,
     ConnectionOpened,
     ConnectionTimedOut,
+    EdgeProbed,
     Event,
     EventBatch,
     Heartbeat,
@@ -107,6 +108,8 @@ def fold(events: Iterable[Event]) -> dict[str, Expected]:
 
 def take(users: dict[str, Expected], e: Event) -> None:
     """Fold one event into `users`, forgetting a user included."""
+    if isinstance(e, EdgeProbed):  # a readiness probe: about the processor, no user's state
+        return
     if isinstance(e, UserForgotten):
         gone = users.get(e.user_id)
         if gone is not None and not gone.conns and (gone.last_seen or 0) == e.last_seen:

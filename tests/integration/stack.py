@@ -107,12 +107,16 @@ class Stack:
     async def start(self) -> None:
         await create_topics(self.bootstrap, PARTITIONS)
         self.start_worker()
+        await self.serve()
+
+    async def serve(self) -> None:
+        """Starts the edge and waits until its /readyz says presence flows."""
         self.edge = self._spawn("edge", "-m", "services.cli", "edge", PRESENCE_EDGE_ID="edge-test")
         await self._wait_ready()
 
-    def start_worker(self) -> subprocess.Popen[bytes]:
+    def start_worker(self, **settings: str) -> subprocess.Popen[bytes]:
         n = len(self.workers)
-        worker = self._spawn(f"worker-{n}", "-m", "streams", PRESENCE_WORKER_ID=f"worker-test-{n}")
+        worker = self._spawn(f"worker-{n}", "-m", "streams", **{"PRESENCE_WORKER_ID": f"worker-test-{n}", **settings})
         self.workers.append(worker)
         return worker
 

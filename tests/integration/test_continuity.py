@@ -10,12 +10,16 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 from faust.types import TP
 
+from schemas.topics import TopicSpec
+from services.broker import create_topics
 from streams.continuity import LogReader
+from tests.integration.stack import Broker
 
 
-async def test_the_fold_reads_committed_offsets_and_holes_with_a_consumer_of_its_own(broker: tuple[str, bool]) -> None:
-    bootstrap, _ = broker
+async def test_the_fold_reads_committed_offsets_and_holes_with_a_consumer_of_its_own(broker: Broker) -> None:
+    bootstrap = broker.bootstrap
     topic = f"test.continuity-{uuid.uuid4().hex[:8]}"
+    await create_topics(bootstrap, 1, [TopicSpec(topic, key="", value="", cleanup_policy="delete", description="")])
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=20)
     await producer.start()
     try:

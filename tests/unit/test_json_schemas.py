@@ -26,6 +26,7 @@ from schemas.changes import CHANGE_TYPES, Change, ChannelView, Departure, Member
 from schemas.codec import DecodeError, decode, encode, from_builtins, to_builtins
 from schemas.dead_letters import DeadLetter
 from schemas.events import EVENT_TYPES, SCHEMA_VERSION, Event, EventBatch
+from schemas.probes import ProbeAnswered
 from schemas.state import AppliedSource, ChannelState, Connection, UserPresence
 
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas" / "json"
@@ -39,6 +40,7 @@ TOPIC_SCHEMAS = {
     "presence.channels": "channel-view.v1.json",
     "presence.users": "user-view.v1.json",
     "presence.dead-letters": "dead-letter.v1.json",
+    "presence.probes": "probe-answer.v1.json",
     "presence-users-changelog": "user-presence.v1.json",
     "presence-channels-changelog": "channel-state.v1.json",
 }
@@ -50,6 +52,7 @@ FILES: dict[str, tuple[type, tuple[type, ...]]] = {
     "channel-view.v1.json": (ChannelView, (ChannelView, Member, Departure)),
     "user-view.v1.json": (UserView, (UserView,)),
     "dead-letter.v1.json": (DeadLetter, (DeadLetter,)),
+    "probe-answer.v1.json": (ProbeAnswered, (ProbeAnswered,)),
     "user-presence.v1.json": (UserPresence, (UserPresence, Connection)),
     "channel-state.v1.json": (ChannelState, (ChannelState, Member, AppliedSource)),
 }
