@@ -1,10 +1,10 @@
 """The two floors, measured in the same run as the service, as processes of their own.
 
 - `python -m bench.floors relay BOOTSTRAP T0 T1 [T2 ...]`: the middle of the Kafka floor. A plain
-  aiokafka consumer (fetch_max_wait_ms=5, like the worker and the edge) reads T0.. and produces
-  every record of T(i) to T(i+1) (acks=all, linger 0, one record per batch like the worker on the
-  embedded broker). The load generator produces to T0 and consumes the last topic: with T0 T1 that
-  is produce -> consume -> produce -> consume, the two-hop floor.
+  aiokafka consumer (fetch_max_wait_ms=500, like the worker and the edge) reads T0.. and produces
+  every record of T(i) to T(i+1) (acks=all, linger 0). The load generator produces to T0 and
+  consumes the last topic: with T0 T1 that is produce -> consume -> produce -> consume, the two-hop
+  floor.
 - `python -m bench.floors fanout PORT`: the fan-out floor, a bare Starlette WebSocket server on the
   same uvicorn settings as the edge (uvloop, httptools, websockets-sansio). `join` adds the socket
   to a channel; `update` is turned at once into a frame shaped like the edge's `presence.diff`
@@ -25,7 +25,7 @@ import orjson
 
 from services.broker import topic_partitions
 
-FETCH_WAIT_MS = 5
+FETCH_WAIT_MS = 500  # as the service: Kafka answers a waiting fetch as soon as data arrives
 
 
 # -- Kafka relay ----------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from bench.stack import spawn_python, stop_process
 from schemas.topics import TopicSpec
 from services.broker import create_topics, topic_partitions
 
-FETCH_WAIT_MS = 5
+FETCH_WAIT_MS = 500  # as the service: Kafka answers a waiting fetch as soon as data arrives
 
 
 async def kafka_floor(phase: Phase, bootstrap: str, partitions: int, hops: int, rate: float, duration_s: float,
@@ -25,7 +25,7 @@ async def kafka_floor(phase: Phase, bootstrap: str, partitions: int, hops: int, 
     """produce -> consume -> produce [-> consume -> produce] -> consume, open loop at `rate`.
 
     The relay process consumes topic i and produces each record to topic i + 1 (aiokafka, fetch
-    wait 5 ms, acks=all, linger 0, as the worker). Latency is
+    wait 500 ms, acks=all, linger 0, as the worker). Latency is
     measured in this process from the first send to the last receipt.
     """
     run = f"{int(time.time())}"

@@ -1,6 +1,6 @@
 """`python -m bench.run [--quick]`: the benchmark of issue 4, end to end, on this machine.
 
-Starts the embedded broker, the workers and the edges as processes (bench.stack), measures the two
+Starts a broker of its own (Apache Kafka), the workers and the edges as processes (bench.stack), measures the two
 floors (Kafka two-hop, and a bare Starlette fan-out server), then holds a population of WebSocket
 members (bench.wsclient) in channels and runs the workloads: idle, steady (+ REST), a rate ramp,
 burst and churn. Writes results.json, report.md and PNG plots to bench/results/<run>/.

@@ -1,4 +1,5 @@
-"""The system under test as real processes: embedded broker, N processor workers, M edges.
+"""The system under test as real processes: a broker of its own (Apache Kafka, or `PRESENCE_BROKER`), N
+processor workers, M edges.
 
 Everything listens on 127.0.0.1 only. Logs go to `<results>/logs/`. `ProcessMonitor` samples CPU
 and RSS of every process of the run (psutil) so each workload can report them.
@@ -12,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -21,7 +23,7 @@ import httpx
 import psutil
 
 from services.auth import mint_token
-from services.broker import create_topics, free_port, start_embedded_broker
+from services.broker import RunningBroker, create_topics, free_port, start_broker
 
 ROOT = Path(__file__).resolve().parents[1]
 SECRET = "bench-secret-" + "x" * 32
@@ -50,6 +52,8 @@ class Stack:
         self.logs = logs
         self.run_id = run_id
         self.broker: Named | None = None
+        self._broker: RunningBroker | None = None
+        self._broker_dir = tempfile.TemporaryDirectory(prefix="presence-bench-kafka-")
         self.bootstrap = ""
         self.workers: list[Named] = []
         self.edges: list[Named] = []
@@ -58,8 +62,10 @@ class Stack:
 
     async def start(self) -> None:
         port = free_port()
-        self.broker = Named("broker", start_embedded_broker(port), port)
-        self.bootstrap = f"127.0.0.1:{port}"
+        self._broker = start_broker(os.environ.get("PRESENCE_BROKER", "kafka"), Path(self._broker_dir.name), port,
+                                    free_port())
+        self.broker = Named("broker", self._broker.process, port)
+        self.bootstrap = self._broker.bootstrap
         await create_topics(self.bootstrap, self.config.partitions)
         for i in range(self.config.workers):
             self.workers.append(Named(f"worker-{i}", self._spawn(
@@ -81,11 +87,11 @@ class Stack:
             "PRESENCE_PARTITIONS": str(self.config.partitions),
             "PRESENCE_JWT_SECRET": SECRET,
             "PRESENCE_HTTP_HOST": "127.0.0.1",
-            "PRESENCE_IDEMPOTENT_PRODUCER": "false",  # the embedded broker refuses InitProducerId
+            "PRESENCE_IDEMPOTENT_PRODUCER": str(self._broker is None or self._broker.idempotent_producer).lower(),
             "PRESENCE_HEARTBEAT_S": str(self.config.heartbeat_s),
             "PRESENCE_TIMEOUT_S": str(self.config.timeout_s),
             "PRESENCE_LOG_LEVEL": "warning",
-            # a one-broker benchmark: no idempotent producer, memory tables, open channels
+            # a one-broker benchmark: replication factor 1, memory tables, open channels
             "PRESENCE_DEV_MODE": "true",
             "PYTHONPATH": str(ROOT),
             **self.config.extra_env,
@@ -129,13 +135,9 @@ class Stack:
             except subprocess.TimeoutExpired:
                 named.process.kill()
                 named.process.wait(timeout=5)
-        if self.broker is not None and self.broker.process.poll() is None:
-            self.broker.process.terminate()
-            try:
-                self.broker.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.broker.process.kill()
-                self.broker.process.wait(timeout=5)
+        if self._broker is not None:
+            self._broker.stop()
+        self._broker_dir.cleanup()
 
     # -- helpers for the load ---------------------------------------------------------------------
 

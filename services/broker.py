@@ -112,6 +112,14 @@ def ensure_topics(bootstrap: str, partitions: int) -> None:
     asyncio.run(create_topics(bootstrap, partitions))
 
 
+def group_less_reader(bootstrap: str, client_id: str, fetch_wait_ms: int) -> AIOKafkaConsumer:
+    """A consumer outside any group (each edge reads every partition itself), of committed records only:
+    a processor in a transaction (`exactly_once`) shows its writes when it commits them."""
+    return AIOKafkaConsumer(bootstrap_servers=bootstrap, client_id=client_id, group_id=None,
+                            enable_auto_commit=False, fetch_max_wait_ms=fetch_wait_ms,
+                            isolation_level="read_committed")
+
+
 async def topic_partitions(consumer: AIOKafkaConsumer, topic: str, timeout_s: float = 10.0) -> list[TopicPartition]:
     """The partitions of `topic`, waiting up to `timeout_s` for it to exist; empty if it does not.
 

@@ -9,9 +9,10 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 
 from services.auth import Authenticator
+from services.broker import group_less_reader
 from services.event_log import EventLog
 from services.fanout import Fanout
 from services.liveness import Liveness
@@ -51,20 +52,8 @@ async def running_edge(settings: EdgeSettings) -> AsyncIterator[Edge]:
         enable_idempotence=settings.idempotent_producer,  # off only on Tansu, which refuses InitProducerId
         linger_ms=0,
     )
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.bootstrap_servers,
-        client_id=f"{settings.edge_id}-views",
-        group_id=None,
-        enable_auto_commit=False,
-        fetch_max_wait_ms=settings.fetch_wait_ms,
-    )
-    probe_answers = AIOKafkaConsumer(
-        bootstrap_servers=settings.bootstrap_servers,
-        client_id=f"{settings.edge_id}-probes",
-        group_id=None,
-        enable_auto_commit=False,
-        fetch_max_wait_ms=settings.fetch_wait_ms,
-    )
+    consumer = group_less_reader(settings.bootstrap_servers, f"{settings.edge_id}-views", settings.fetch_wait_ms)
+    probe_answers = group_less_reader(settings.bootstrap_servers, f"{settings.edge_id}-probes", settings.fetch_wait_ms)
     await producer.start()
     await consumer.start()
     await probe_answers.start()

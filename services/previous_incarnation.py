@@ -9,8 +9,8 @@ wait for a sweep, so a user whose last connection it was leaves at once (reason 
 
 Rules:
 1. Each changelog partition is read only below the highwater it reported *before this incarnation
-   served anyone*, so a connection this incarnation opened is never among those closed. The
-   highwaters come from fetch responses: the embedded broker misreports ListOffsets (read_model.py).
+   served anyone* (its end offsets, of committed records), so a connection this incarnation opened
+   is never among those closed.
 2. A connection the previous incarnation reported dropped keeps the reconnect grace it was given.
 3. What the changelog does not hold yet (an open the processor had not folded) times out as before.
 4. Learning the highwaters holds up start-up for at most `HIGHWATER_WAIT_S`; reading and closing run
@@ -33,9 +33,10 @@ from schemas.codec import DecodeError, decode, encode
 from schemas.events import ConnectionClosed
 from schemas.state import UserPresence
 from schemas.topics import USERS_CHANGELOG
+from services.broker import group_less_reader
 from services.errors import ApiError
 from services.event_log import EventLog, new_id, now_ms
-from services.users_changelog import assign_users_changelog, users_changelog_consumer
+from services.users_changelog import assign_users_changelog
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +97,7 @@ class PreviousIncarnation:
 
     def __init__(self, bootstrap_servers: str, edge_id: str, partitions: int, event_log: EventLog,
                  fetch_wait_ms: int) -> None:
-        self._consumer = users_changelog_consumer(bootstrap_servers, f"{edge_id}-previous-incarnation", fetch_wait_ms)
+        self._consumer = group_less_reader(bootstrap_servers, f"{edge_id}-previous-incarnation", fetch_wait_ms)
         self._partition_count = partitions
         self._edge_id = edge_id
         self._log = event_log
@@ -125,12 +126,8 @@ class PreviousIncarnation:
         assigned = await assign_users_changelog(self._consumer, self._partition_count)
         if not assigned:
             return {}  # no processor has kept state yet: nothing to close
-        await self._consumer.seek_to_beginning(*assigned)
-        while True:  # what these fetches return is read again below, from the start
-            await self._consumer.getmany(timeout_ms=50)
-            highwaters = {tp: self._consumer.highwater(tp) for tp in assigned}
-            if all(h is not None for h in highwaters.values()):
-                return {tp: h for tp, h in highwaters.items() if h is not None}
+        ends: dict[TopicPartition, int] = await self._consumer.end_offsets(assigned)
+        return ends
 
     async def _close_stale(self, highwaters: dict[TopicPartition, int]) -> None:
         started = time.monotonic()

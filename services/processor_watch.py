@@ -35,7 +35,8 @@ from aiokafka.errors import KafkaError
 from schemas.codec import DecodeError, decode
 from schemas.state import Connection, UserPresence
 from schemas.topics import USERS_CHANGELOG
-from services.users_changelog import assign_users_changelog, users_changelog_consumer
+from services.broker import group_less_reader
+from services.users_changelog import assign_users_changelog
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +99,7 @@ class ProcessorWatch:
 
     def __init__(self, bootstrap_servers: str, edge_id: str, partitions: int, fetch_wait_ms: int,
                  held: HeldConnections, on_held: Callable[[str, Connection], None]) -> None:
-        self._consumer = users_changelog_consumer(bootstrap_servers, f"{edge_id}-processor-watch", fetch_wait_ms)
+        self._consumer = group_less_reader(bootstrap_servers, f"{edge_id}-processor-watch", fetch_wait_ms)
         self._partition_count = partitions
         self._held = held
         self._on_held = on_held
@@ -108,8 +109,6 @@ class ProcessorWatch:
         await self._consumer.start()
         partitions = await self._partitions()
         if partitions:
-            # The broker may report the end too early (../shared/broker-notes.md): then a few older
-            # records are read again, which hold none of this incarnation's connections (rule 3).
             await self._consumer.seek_to_end(*partitions)
             for tp in partitions:  # resolved now, before serving, not at the first fetch
                 await self._consumer.position(tp)

@@ -3,8 +3,7 @@
 Each edge reads `presence.channels` and `presence.users` whole (no consumer group: every edge needs
 every view) from the start, keeps the newest view per key, hands each newer channel view to a
 listener (the fan-out), and wakes anyone waiting for a user's update to be applied. It is ready
-once it has read up to the highwater of every partition as reported by a fetch; the broker's
-ListOffsets answer is not trusted for that (../shared/broker-notes.md).
+once it has read up to the highwater of every partition, as its own fetches report it.
 """
 
 from __future__ import annotations

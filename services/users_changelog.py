@@ -1,5 +1,5 @@
-"""How the edge reads the processor's users changelog (services/previous_incarnation.py,
-services/processor_watch.py): without a consumer group, each edge reading every partition itself."""
+"""How the edge finds the partitions of the processor's users changelog (services/previous_incarnation.py,
+services/processor_watch.py), which it reads with a group-less reader (`services.broker.group_less_reader`)."""
 
 from __future__ import annotations
 
@@ -10,16 +10,6 @@ from aiokafka.errors import KafkaError
 
 from schemas.topics import USERS_CHANGELOG
 from services.broker import topic_partitions
-
-
-def users_changelog_consumer(bootstrap_servers: str, client_id: str, fetch_wait_ms: int) -> AIOKafkaConsumer:
-    return AIOKafkaConsumer(
-        bootstrap_servers=bootstrap_servers,
-        client_id=client_id,
-        group_id=None,
-        enable_auto_commit=False,
-        fetch_max_wait_ms=fetch_wait_ms,
-    )
 
 
 async def assign_users_changelog(consumer: AIOKafkaConsumer, partition_count: int) -> list[TopicPartition]:

@@ -25,6 +25,7 @@ app = faust.App(
     topic_replication_factor=settings.replication_factor,
     table_standby_replicas=0,
     producer_acks=-1,
+    processing_guarantee=settings.processing_guarantee,
     consumer_auto_offset_reset="earliest",
     # How soon a crashed worker's partitions move to a live one (Faust's default is 60 s).
     broker_session_timeout=settings.session_timeout_s,

@@ -30,6 +30,7 @@ class WorkerSettings:
     table_store: str
     replication_factor: int
     idempotent_producer: bool
+    processing_guarantee: str
 
     def unsafe(self) -> list[str]:
         """What would lose state or acknowledged updates on a real cluster; empty in dev mode."""
@@ -62,4 +63,5 @@ class WorkerSettings:
             table_store=config("PRESENCE_TABLE_STORE", default="memory://"),
             replication_factor=config("PRESENCE_REPLICATION_FACTOR", cast=int, default=1),
             idempotent_producer=config("PRESENCE_IDEMPOTENT_PRODUCER", cast=bool, default=True),
+            processing_guarantee=config("PRESENCE_PROCESSING_GUARANTEE", default="at_least_once"),
         )
