@@ -2,8 +2,9 @@
 
 For each guarantee (`at_least_once`, the service's, whose redo machinery makes the folds exact; and
 Faust's `exactly_once`, transactions), one stack of its own (Apache Kafka, one worker, one edge):
-members in channels send status updates over WebSocket at a steady rate; the other members of the
-channel time each update from its send to its diff. Reports latency, deliveries and the worker's
+members in channels send status updates over WebSocket at a steady rate; every member of the
+channel (the sender too) times each update from its send to its diff. A member that misses a diff
+gets a snapshot instead (a gap in `seq`): counted as resyncs. Reports latency, deliveries and the worker's
 CPU. The edge reads committed records only, so under transactions it sees a fold's output when
 the worker commits it (every `--commit-interval` seconds).
 Bounded: `--seconds` of load at `--rate`, at most 30 s of drain; load to 127.0.0.1 only.
@@ -37,12 +38,15 @@ async def measure(guarantee: str, commit_interval_s: float, channels: int, membe
     edge = stack.edges[0]
     sent: dict[str, float] = {}
     latencies: list[float] = []
+    resyncs = [0]
     expected = 0
     sockets: list[tuple[str, object]] = []
 
     async def receive(ws: websockets.ClientConnection) -> None:
         async for raw in ws:
             frame = orjson.loads(raw)
+            if frame.get("type") == "presence.snapshot" and sent:
+                resyncs[0] += 1
             if frame.get("type") == "presence.diff":
                 now = time.perf_counter()
                 for member in frame.get("updates", ()):
@@ -67,7 +71,7 @@ async def measure(guarantee: str, commit_interval_s: float, channels: int, membe
             _, ws = sockets[n % len(sockets)]
             token = f"t{n}"
             sent[token] = time.perf_counter()
-            expected += members - 1
+            expected += members
             await ws.send(orjson.dumps({"type": "update", "status_text": token}).decode())  # type: ignore[attr-defined]
             await asyncio.sleep(max(0.0, began + (n + 1) / rate - time.monotonic()))
         load_s = time.monotonic() - began
@@ -86,6 +90,7 @@ async def measure(guarantee: str, commit_interval_s: float, channels: int, membe
     return {
         "guarantee": guarantee, "commit interval (s)": commit_interval_s, "ready after (s)": round(ready_s, 1),
         "updates": int(rate * seconds), "deliveries (got/expected)": f"{len(latencies)}/{expected}",
+        "resyncs (snapshots after a gap)": resyncs[0],
         "p50 (ms)": round(statistics.median(latencies), 1) if latencies else None,
         "p99 (ms)": round(latencies[int(len(latencies) * 0.99) - 1], 1) if latencies else None,
         "worker CPU (% core)": round(worker_cpu),
