@@ -1,7 +1,7 @@
 """A second opinion on presence: the expected state of every user, folded from the event log.
 
 Written apart from `streams.core` (it imports nothing from `streams`), from the rules in
-docs/events.md and docs/state.md, so that a test can compare what the service published with what
+docs/events.md and docs/architecture.md, so that a test can compare what the service published with what
 the log says it should have published. It is deliberately plain: mutable dicts and sets, one
 `if` per rule, no cleverness. It needs no clock: timeouts and expiries are events in the log.
 
@@ -46,7 +46,7 @@ from schemas.events import (
     UserIdled,
 )
 
-# How many event ids per user the processor remembers to drop redeliveries (docs/state.md: bounded).
+# How many event ids per user the processor remembers to drop redeliveries (`recent_event_ids`, a bounded ring).
 REMEMBERED_IDS = 64
 
 

@@ -33,7 +33,7 @@ from tests.chaos.load import Hub, Peer
 from tests.chaos.stack import ChaosStack
 from tests.chaos.test_processor_kills import partition_probes
 from tests.chaos.verdict import Log
-from tests.integration.stack import GRACE_S, TIMEOUT_S, eventually
+from tests.integration.stack import GRACE_S, PROBE_INTERVAL_S, PROBE_TIMEOUT_S, TIMEOUT_S, eventually
 
 PAUSE_S = env_number("CHAOS_PAUSE_S", 3 * TIMEOUT_S)
 KINDS = ("vanished", "half-open")
@@ -45,13 +45,20 @@ CAUGHT_UP_S = 1.0  # the lag metric below this: the processor applies heartbeats
 SAMPLING_MS = 500  # what the samples of the metric may miss of its peak: one sample and two updates
 
 
-async def sample_lag(hub: Hub, samples: list[tuple[float, float]]) -> None:
-    """The edge's lag metric every 0.2 s, as (wall s, value), until cancelled."""
+async def sample_lag(hub: Hub, samples: list[tuple[float, float]], ready: list[tuple[float, int]]) -> None:
+    """The edge's lag metric and its /readyz status every 0.2 s, as (wall s, value), until cancelled."""
     while True:
         _, body = await hub.get("/metrics", "metrics-reader")
         value = next(float(line[len(LAG_METRIC):]) for line in body.splitlines() if line.startswith(LAG_METRIC))
         samples.append((time.time(), value))
+        status, _ = await hub.get("/readyz", "metrics-reader")
+        ready.append((time.time(), status))
         await asyncio.sleep(0.2)
+
+
+def first_after(ready: list[tuple[float, int]], since: float, status: int) -> int | None:
+    """Ms from `since` to the first sample at or after it with `status`."""
+    return next((int((t - since) * 1000) for t, s in ready if t >= since and s == status), None)
 
 
 def signal_workers(stack: ChaosStack, sig: signal.Signals) -> None:
@@ -67,6 +74,7 @@ async def run_lag(stack: ChaosStack, pause_s: float, figures: dict[str, Any]) ->
     run = f"{stack.run_id}-{int(time.time()) % 100000}"
     channel = f"lag-{run}"
     samples: list[tuple[float, float]] = []
+    ready: list[tuple[float, int]] = []
     sampler: asyncio.Task[None] | None = None
     stopped_at = resumed_at = 0.0
     try:
@@ -77,7 +85,7 @@ async def run_lag(stack: ChaosStack, pause_s: float, figures: dict[str, Any]) ->
                           for kind in KINDS] for phase in ("before", "during")}
         bystanders = [await hub.connect(f"bystander-{run}-{i}", channel=f"{channel}-busy") for i in range(4)]
         load = asyncio.create_task(hub.drive(20, 3600, lambda: bystanders, post_share=0.2, typing_share=0.05))
-        sampler = asyncio.create_task(sample_lag(hub, samples))
+        sampler = asyncio.create_task(sample_lag(hub, samples, ready))
         await asyncio.sleep(2)  # a few heartbeats of each reach the log
         for kind, peer in doomed["before"]:
             make_disappear(kind, peer)
@@ -119,6 +127,9 @@ async def run_lag(stack: ChaosStack, pause_s: float, figures: dict[str, Any]) ->
             "lag metric, peak (ms)": peak_lag_ms,
             "bound by the metric (ms): timeout + 2 s + its peak": int(TIMEOUT_S * 1000) + 2000 + peak_lag_ms,
             "lag metric back under 1 s, ms after SIGCONT": caught_up and int((caught_up - resumed_at) * 1000),
+            "readyz before the pause": sorted({s for t, s in ready if t < stopped_at}),
+            "readyz 503, first seen ms after SIGSTOP": first_after(ready, stopped_at, 503),
+            "readyz 200 again, ms after SIGCONT": first_after(ready, resumed_at, 200),
             "keeper connections": len(keepers),
             "keepers seen leaving by the observer": sorted(u for u in observer.left_seen if u.startswith("keep-")),
             "keeper timeouts in the log": len([t for t in verdict.log_timeouts if t.connection_id in keeper_ids]),
@@ -153,6 +164,13 @@ def check(figures: dict[str, Any]) -> None:
     assert figures["lag metric before the pause, max (s)"] < CAUGHT_UP_S, figures
     assert figures["lag metric at the end of the pause (s)"] >= figures["processor stopped (ms)"] / 1000 - 1.5, figures
     assert figures["lag metric back under 1 s, ms after SIGCONT"] is not None, figures
+    # /readyz says so too: unready within a probe timeout (plus a probe interval and sampling) of the
+    # stop, ready again once the processor answers.
+    assert figures["readyz before the pause"] == [200], figures
+    unready_after = figures["readyz 503, first seen ms after SIGSTOP"]
+    bound_ms = (PROBE_TIMEOUT_S + PROBE_INTERVAL_S) * 1000 + SAMPLING_MS
+    assert unready_after is not None and unready_after <= bound_ms, figures
+    assert figures["readyz 200 again, ms after SIGCONT"] is not None, figures
 
 
 async def test_ghost_bound_while_the_processor_is_stopped(chaos_stack: ChaosStack, record) -> None:

@@ -1,8 +1,7 @@
 """Restarting the processor loses no presence state: the new worker recovers it from the changelog.
 
-The worker is stopped as an orchestrator stops it (SIGTERM, leaving its group). After kill -9 on the
-embedded broker, the new owner was seen to time out a heartbeating user once (the failover defect
-noted in ../shared/broker-notes.md); that case belongs to the reliability suite, not to this test.
+The worker is stopped as an orchestrator stops it (SIGTERM, leaving its group). kill -9 failovers
+belong to the reliability suite (tests/chaos/test_processor_kills.py), not to this test.
 """
 
 from __future__ import annotations
