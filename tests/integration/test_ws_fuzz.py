@@ -530,7 +530,8 @@ def user_ids(topic: str, record: ConsumerRecord) -> set[str]:
         if isinstance(value, dict):
             for key, inner in value.items():
                 if key == "user_id" and isinstance(inner, str):
-                    found.add(inner)
+                    if inner:  # empty in `channel.expired`, which no user caused
+                        found.add(inner)
                 elif key == "typing" and isinstance(inner, list):
                     found.update(u for u in inner if isinstance(u, str))
                 elif key not in ("metadata", "status_metadata"):
