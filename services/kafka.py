@@ -106,7 +106,7 @@ class KafkaNode:
                 "-Djava.net.preferIPv4Stack=true",  # IPv4 sockets: listens on 127.0.0.1, not ::ffff:127.0.0.1
                 f"-Dlog4j2.configurationFile={LOG4J}", "-cp", classpath]
         if not (self.data_dir / "log" / "meta.properties").exists():
-            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+            cluster_id = _cluster_id()
             subprocess.run([*java, "kafka.tools.StorageTool", "format", "--standalone", "--ignore-formatted",
                             "-t", cluster_id, "-c", str(properties)],
                            check=True, capture_output=True, stdin=subprocess.DEVNULL)
@@ -139,6 +139,14 @@ class KafkaNode:
                 return
             time.sleep(0.1)
         raise RuntimeError(f"Kafka did not start within {START_TIMEOUT_S:.0f} s; see {log}")
+
+
+def _cluster_id() -> str:
+    """A random Kafka cluster id: 16 bytes, URL-safe base64. As Kafka's own `Uuid.randomUuid`, none
+    that starts with "-", which the storage tool would read as an option."""
+    while (cluster_id := base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))[0] == "-":
+        pass
+    return cluster_id
 
 
 def _listens(port: int) -> bool:

@@ -30,3 +30,9 @@ def test_without_java_or_maven_the_message_names_what_is_missing_and_the_ways_ar
     message = str(raised.value)
     assert f"`{missing}` is not on PATH" in message
     assert "KAFKA_BOOTSTRAP_SERVERS" in message and "PRESENCE_BROKER=tansu" in message
+
+
+def test_cluster_ids_never_start_with_a_dash_the_storage_tool_would_read_as_an_option() -> None:
+    ids = [kafka._cluster_id() for _ in range(2000)]  # about 1 in 64 random ids would start with "-"
+    assert all(len(i) == 22 and not i.startswith("-") for i in ids)
+    assert len(set(ids)) == len(ids)
