@@ -97,6 +97,17 @@ ALL = (EVENTS, CHANGES, CHANNEL_CHANGES, CHANNELS, USERS, DEAD_LETTERS, PROBES)
 # The processor's table changelogs (Faust names them `{app}-{table}-changelog`), part of the contract
 # too: their records are `schemas.state` values (an edge reads the users one when it restarts).
 USERS_CHANGELOG = "presence-users-changelog"
+CHANNELS_CHANGELOG = "presence-channels-changelog"
+
+# Created with the topics above, before any worker starts: workers starting together on a new
+# cluster each create a changelog Faust does not find yet in its metadata, and the first table write
+# of the one that lost the race crashed its agent (PartitionsMismatch: "0 partitions").
+TABLE_CHANGELOGS = (
+    TopicSpec(name=USERS_CHANGELOG, key="user id", value="UserPresence", cleanup_policy="compact",
+              description="The processor's `users` table."),
+    TopicSpec(name=CHANNELS_CHANGELOG, key="channel id", value="ChannelState", cleanup_policy="compact",
+              description="The processor's `channels` table."),
+)
 
 
 def partition_for(key: str, partitions: int) -> int:

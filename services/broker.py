@@ -22,7 +22,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
-from schemas.topics import ALL, TopicSpec
+from schemas.topics import ALL, TABLE_CHANGELOGS, TopicSpec
 from services import kafka
 
 BROKERS = ("kafka", "tansu")
@@ -91,7 +91,8 @@ def _start_tansu(port: int) -> subprocess.Popen[bytes]:
 
 
 async def create_topics(
-    bootstrap: str, partitions: int, specs: Iterable[TopicSpec] = ALL, replication_factor: int | None = None
+    bootstrap: str, partitions: int, specs: Iterable[TopicSpec] = (*ALL, *TABLE_CHANGELOGS),
+    replication_factor: int | None = None
 ) -> None:
     if replication_factor is None:
         replication_factor = int(os.environ.get("PRESENCE_REPLICATION_FACTOR", "1"))

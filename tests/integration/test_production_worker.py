@@ -1,6 +1,7 @@
 """A worker in production mode starts and folds: the RocksDB store (the `rocksdb` extra), replicated
 changelogs, the idempotent producer, and no dev mode. On its own single-node Kafka, where the
-changelogs are created beforehand with one replica, since one node cannot hold three."""
+changelogs (and Faust's assignor topic) are created beforehand with one replica, since one node
+cannot hold three."""
 
 from __future__ import annotations
 
@@ -11,8 +12,6 @@ from services.broker import create_topics
 from tests.integration.client import Client, heartbeating
 from tests.integration.stack import PARTITIONS, Stack, kafka_broker
 
-CHANGELOGS = [TopicSpec(name=f"presence-{table}-changelog", key="", value="", cleanup_policy="compact",
-                        description="") for table in ("users", "channels")]
 ASSIGNOR = TopicSpec(name="presence-__assignor-__leader", key="", value="", cleanup_policy="delete", description="")
 
 
@@ -20,8 +19,8 @@ async def test_a_production_mode_worker_with_rocksdb_starts_and_folds(stack: Sta
     with kafka_broker() as broker, tempfile.TemporaryDirectory(prefix="presence-rocksdb-") as datadir:
         own = Stack(bootstrap=broker.bootstrap, idempotent_producer=broker.idempotent_producer,
                     logs=stack.logs / "production-worker")
-        await create_topics(own.bootstrap, PARTITIONS)
-        await create_topics(own.bootstrap, PARTITIONS, [*CHANGELOGS, ASSIGNOR])
+        await create_topics(own.bootstrap, PARTITIONS)  # the table changelogs too, with one replica
+        await create_topics(own.bootstrap, PARTITIONS, [ASSIGNOR])
         worker = own.start_worker(PRESENCE_DEV_MODE="false", PRESENCE_TABLE_STORE="rocksdb://",
                                   PRESENCE_REPLICATION_FACTOR="3", PRESENCE_WORKER_DATADIR=datadir)
         try:
