@@ -27,13 +27,13 @@ bench: venv  ## the benchmark of issue 4 at reference sizes (bounded, up to ~25 
 bench-quick: venv  ## the same workloads at small sizes, under 2 minutes
 	$(BIN)/python -m bench.run --quick
 
-chaos: venv  ## the long fault suite: kill -9 of the processor under load, ghosts (CHAOS_* sizes; about 7-9 min; docs/reliability.md)
+chaos: venv  ## the long fault suite: kill -9 of the processor under load, ghosts (CHAOS_* sizes; about 4 min; docs/reliability.md)
 	$(BIN)/python -m pytest -m chaos tests/chaos
 
 soak: venv  ## churn soak: memory of edge and worker stays flat, typing expires (SOAK_MINUTES=5; about 6 min)
 	$(BIN)/python -m pytest -m soak tests/chaos
 
-fuzz: venv  ## the WebSocket fuzz of issue 5, large: 12000 hostile frames, at most 5 min of attack (about 4 min)
+fuzz: venv  ## the WebSocket fuzz of issue 5, large: 12000 hostile frames, at most 5 min of attack (about 3 min)
 	PRESENCE_FUZZ_FRAMES=$${PRESENCE_FUZZ_FRAMES:-12000} PRESENCE_FUZZ_SECONDS=$${PRESENCE_FUZZ_SECONDS:-300} \
 	PRESENCE_FUZZ_CONNECTIONS=$${PRESENCE_FUZZ_CONNECTIONS:-8} $(BIN)/python -m pytest -s tests/integration/test_ws_fuzz.py
 
