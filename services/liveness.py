@@ -69,7 +69,9 @@ UNAPPLIED_KEPT = 32  # beyond that, the newest entry absorbs later heartbeats (t
 
 
 class Liveness:
-    def __init__(self, event_log: EventLog, edge_id: str, interval_s: float) -> None:
+    def __init__(self, event_log: EventLog, edge_id: str, interval_s: float,
+                 clock: Callable[[], int] = now_ms) -> None:
+        self._clock = clock  # epoch ms: read by the reporting task only; everything else is handed `now`
         self._log = event_log
         self._edge_id = edge_id
         self._interval_s = interval_s
@@ -170,7 +172,7 @@ class Liveness:
     async def _report_forever(self) -> None:
         while True:
             await asyncio.sleep(self._interval_s / TICKS_PER_INTERVAL)
-            now = now_ms()
+            now = self._clock()
             self.end_silent(now)
             metrics.PROCESSOR_LAG.set(self.processor_lag_s(now))
             try:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaConsumer
@@ -32,39 +32,42 @@ TICK_S = 0.1
 
 @dataclass
 class _Partition:
-    waiting: dict[str, float] = field(default_factory=dict)  # probe id -> when written (monotonic s)
+    waiting: dict[str, int] = field(default_factory=dict)  # probe id -> when written (epoch ms)
     answered: bool = False
-    last_written: float | None = None
+    last_written: int | None = None
 
-    def due(self, now: float, interval_s: float, answer_within_s: float) -> bool:
+    def due(self, now: int, interval_ms: int, answer_within_ms: int) -> bool:
         if self.last_written is None:
             return True
         if self.waiting:
-            return now - self.last_written > answer_within_s
-        return now - self.last_written >= interval_s
+            return now - self.last_written > answer_within_ms
+        return now - self.last_written >= interval_ms
 
-    def fresh(self, now: float, answer_within_s: float) -> bool:
-        return self.answered and all(now - written <= answer_within_s for written in self.waiting.values())
+    def fresh(self, now: int, answer_within_ms: int) -> bool:
+        return self.answered and all(now - written <= answer_within_ms for written in self.waiting.values())
 
 
 class Readiness:
+    """All times are epoch ms, from `clock` in the probing task and from the caller elsewhere."""
+
     def __init__(self, event_log: EventLog, consumer: AIOKafkaConsumer, edge_id: str, partitions: int,
-                 interval_s: float, answer_within_s: float) -> None:
+                 interval_s: float, answer_within_s: float, clock: Callable[[], int] = now_ms) -> None:
         self._log = event_log
         self._consumer = consumer
         self._edge_id = edge_id
         self._partition_count = partitions
-        self._interval_s = interval_s
-        self._answer_within_s = answer_within_s
+        self._interval_ms = int(interval_s * 1000)
+        self._answer_within_ms = int(answer_within_s * 1000)
+        self._clock = clock
         self._partitions = {p: _Partition() for p in range(partitions)}
         self._tasks: list[asyncio.Task[None]] = []
 
-    def processor_folds(self, now: float) -> bool:
-        """Whether every partition answered, with no probe overdue at `now` (monotonic s)."""
-        return all(p.fresh(now, self._answer_within_s) for p in self._partitions.values())
+    def processor_folds(self, now: int) -> bool:
+        """Whether every partition answered, with no probe overdue at `now`."""
+        return all(p.fresh(now, self._answer_within_ms) for p in self._partitions.values())
 
-    def unanswered(self, now: float) -> list[int]:
-        return [n for n, p in self._partitions.items() if not p.fresh(now, self._answer_within_s)]
+    def unanswered(self, now: int) -> list[int]:
+        return [n for n, p in self._partitions.items() if not p.fresh(now, self._answer_within_ms)]
 
     async def start(self) -> None:
         partitions = await topic_partitions(self._consumer, PROBES.name)
@@ -90,13 +93,13 @@ class Readiness:
         partition.waiting = {probe: at for probe, at in partition.waiting.items() if at > written}
         partition.answered = True
 
-    def due_probes(self, now: float, at: int) -> list[EdgeProbed]:
-        """The probes to write at `now` (monotonic s, `at` the same instant in epoch ms), marked written."""
+    def due_probes(self, now: int) -> list[EdgeProbed]:
+        """The probes to write at `now`, marked written."""
         probes = []
         for number, partition in self._partitions.items():
-            if partition.due(now, self._interval_s, self._answer_within_s):
+            if partition.due(now, self._interval_ms, self._answer_within_ms):
                 probe = EdgeProbed(event_id=new_id(), user_id=probe_user_id(number, self._partition_count),
-                                   connection_id="", edge_id=self._edge_id, at=at)
+                                   connection_id="", edge_id=self._edge_id, at=now)
                 partition.waiting[probe.event_id] = now
                 partition.last_written = now
                 probes.append(probe)
@@ -104,7 +107,7 @@ class Readiness:
 
     async def _probe_forever(self) -> None:
         while True:
-            if probes := self.due_probes(time.monotonic(), now_ms()):
+            if probes := self.due_probes(self._clock()):
                 try:
                     await self._log.write(*probes)
                 except ApiError:

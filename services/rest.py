@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 from typing import Any
 
@@ -131,7 +130,7 @@ async def healthz(request: Request) -> Response:
 async def readyz(request: Request) -> Response:
     edge = _edge(request)
     _ready(edge)
-    if unanswered := edge.readiness.unanswered(time.monotonic()):
+    if unanswered := edge.readiness.unanswered(now_ms()):
         raise ApiError("service.not_ready", f"the processor has not answered probes of partitions {unanswered}")
     return JSONResponse({"status": "ready"})
 

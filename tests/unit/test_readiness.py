@@ -9,12 +9,12 @@ from schemas.probes import ProbeAnswered, probe_user_id
 from schemas.topics import partition_for
 from services.readiness import Readiness
 
-INTERVAL_S, WITHIN_S = 5.0, 10.0
+INTERVAL_MS, WITHIN_MS = 5_000, 10_000
 
 
 def readiness(partitions: int = 2) -> Readiness:
     unused: Any = None  # the log and the consumer: only the tasks `start` runs use them
-    return Readiness(unused, unused, "edge-1", partitions, INTERVAL_S, WITHIN_S)
+    return Readiness(unused, unused, "edge-1", partitions, INTERVAL_MS / 1000, WITHIN_MS / 1000)
 
 
 def answer(probe_id: str, partition: int, edge_id: str = "edge-1") -> ProbeAnswered:
@@ -23,41 +23,41 @@ def answer(probe_id: str, partition: int, edge_id: str = "edge-1") -> ProbeAnswe
 
 
 def test_every_partition_is_probed_at_once_with_a_user_id_of_its_own() -> None:
-    probes = readiness(partitions=8).due_probes(now=100.0, at=1_000)
+    probes = readiness(partitions=8).due_probes(now=100_000)
     assert [partition_for(p.user_id, 8) for p in probes] == list(range(8))
     assert {p.user_id for p in probes} == {probe_user_id(n, 8) for n in range(8)}
 
 
 def test_ready_only_once_every_partition_answered() -> None:
     r = readiness()
-    first, second = r.due_probes(now=100.0, at=1_000)
-    assert r.unanswered(100.1) == [0, 1]
+    first, second = r.due_probes(now=100_000)
+    assert r.unanswered(100_100) == [0, 1]
     r.answered(answer(first.event_id, 0))
-    assert r.unanswered(100.2) == [1] and not r.processor_folds(100.2)
+    assert r.unanswered(100_200) == [1] and not r.processor_folds(100_200)
     r.answered(answer(second.event_id, 1, edge_id="another-edge"))  # not ours
-    assert r.unanswered(100.3) == [1]
+    assert r.unanswered(100_300) == [1]
     r.answered(answer(second.event_id, 1))
-    assert r.processor_folds(100.4)
+    assert r.processor_folds(100_400)
 
 
 def test_an_answered_partition_is_probed_again_after_the_interval() -> None:
     r = readiness(partitions=1)
-    (probe,) = r.due_probes(now=100.0, at=1_000)
+    (probe,) = r.due_probes(now=100_000)
     r.answered(answer(probe.event_id, 0))
-    assert r.due_probes(now=100.0 + INTERVAL_S - 0.1, at=1_000) == []
-    assert len(r.due_probes(now=100.0 + INTERVAL_S, at=1_000)) == 1
+    assert r.due_probes(now=100_000 + INTERVAL_MS - 100) == []
+    assert len(r.due_probes(now=100_000 + INTERVAL_MS)) == 1
 
 
 def test_a_probe_unanswered_past_the_timeout_makes_it_unready_and_is_written_again() -> None:
     r = readiness(partitions=1)
-    (probe,) = r.due_probes(now=100.0, at=1_000)
+    (probe,) = r.due_probes(now=100_000)
     r.answered(answer(probe.event_id, 0))
-    (late,) = r.due_probes(now=105.0, at=1_000)
-    assert r.processor_folds(105.0 + WITHIN_S)  # still within the timeout
-    assert r.due_probes(now=105.0 + WITHIN_S, at=1_000) == []
-    assert not r.processor_folds(105.0 + WITHIN_S + 0.1)
-    (again,) = r.due_probes(now=105.0 + WITHIN_S + 0.1, at=1_000)
+    (late,) = r.due_probes(now=105_000)
+    assert r.processor_folds(105_000 + WITHIN_MS)  # still within the timeout
+    assert r.due_probes(now=105_000 + WITHIN_MS) == []
+    assert not r.processor_folds(105_000 + WITHIN_MS + 100)
+    (again,) = r.due_probes(now=105_000 + WITHIN_MS + 100)
     r.answered(answer(again.event_id, 0))  # a later answer clears the earlier probe too
-    assert r.processor_folds(120.0)
+    assert r.processor_folds(120_000)
     r.answered(answer(late.event_id, 0))  # its own answer, arriving last, changes nothing
-    assert r.processor_folds(120.0)
+    assert r.processor_folds(120_000)
