@@ -94,6 +94,10 @@ PROBES = TopicSpec(
 
 ALL = (EVENTS, CHANGES, CHANNEL_CHANGES, CHANNELS, USERS, DEAD_LETTERS, PROBES)
 
+# The processor's Faust application id, which is also its consumer group: an edge reads the group's
+# committed offsets of `presence.channel-changes` to know where the channels changelog leaves off.
+PROCESSOR_GROUP = "presence"
+
 # The processor's table changelogs (Faust names them `{app}-{table}-changelog`), part of the contract
 # too: their records are `schemas.state` values (an edge reads the users one when it restarts).
 USERS_CHANGELOG = "presence-users-changelog"

@@ -22,7 +22,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
-from schemas.topics import ALL, TABLE_CHANGELOGS, TopicSpec
+from schemas.topics import ALL, PROCESSOR_GROUP, TABLE_CHANGELOGS, TopicSpec
 from services import kafka
 
 BROKERS = ("kafka", "tansu")
@@ -119,6 +119,19 @@ def group_less_reader(bootstrap: str, client_id: str, fetch_wait_ms: int) -> AIO
     return AIOKafkaConsumer(bootstrap_servers=bootstrap, client_id=client_id, group_id=None,
                             enable_auto_commit=False, fetch_max_wait_ms=fetch_wait_ms,
                             isolation_level="read_committed")
+
+
+async def processor_offsets(bootstrap: str, partitions: list[TopicPartition]) -> dict[TopicPartition, int | None]:
+    """The processor group's committed offset of each partition (None: it never committed one).
+
+    A consumer in the group that never subscribes: it asks the group coordinator and takes no partition.
+    """
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=PROCESSOR_GROUP, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        return {tp: await consumer.committed(tp) for tp in partitions}
+    finally:
+        await consumer.stop()
 
 
 async def topic_partitions(consumer: AIOKafkaConsumer, topic: str, timeout_s: float = 10.0) -> list[TopicPartition]:

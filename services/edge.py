@@ -59,7 +59,7 @@ async def running_edge(settings: EdgeSettings) -> AsyncIterator[Edge]:
     await probe_answers.start()
     event_log = EventLog(producer, settings.partitions, settings.batch_linger_ms, settings.write_timeout_s)
     fanout = Fanout(settings.batch_above_members, settings.batch_window_ms / 1000)
-    read_model = ReadModel(consumer, fanout.publish)
+    read_model = ReadModel(consumer, settings.bootstrap_servers, fanout.publish)
     liveness = Liveness(event_log, settings.edge_id, interval_s=settings.heartbeat_s / 2)
     policy = Policy.load(settings.policy_file)
     limits = Limits(

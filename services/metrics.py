@@ -14,7 +14,7 @@ WRITE_SECONDS = Histogram(
     "Time from handing events to the log to Kafka's acknowledgement",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
-VIEWS_APPLIED = Counter("presence_channel_views_total", "Channel views read from presence.channels")
+VIEWS_APPLIED = Counter("presence_channel_views_total", "Channel views folded from presence.channel-changes")
 # Views cannot be fresher than the processor, and every timeout comes this much later: what to alert on.
 PROCESSOR_LAG = Gauge(
     "presence_processor_lag_seconds",

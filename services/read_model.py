@@ -1,9 +1,21 @@
-"""The edge's local read model: the latest view of every channel and every user.
+"""The edge's local read model: every channel's membership and every user's latest view.
 
-Each edge reads `presence.channels` and `presence.users` whole (no consumer group: every edge needs
-every view) from the start, keeps the newest view per key, hands each newer channel view to a
-listener (the fan-out), and wakes anyone waiting for a user's update to be applied. It is ready
-once it has read up to the highwater of every partition, as its own fetches report it.
+Each edge folds `presence.channel-changes` itself, with the channel stage's own pure function
+(`streams.channels.apply_member_change_at`), instead of waiting for the channel stage's views on
+`presence.channels`: a presence change reaches subscribers after two Kafka hops, not three, and the
+edge decodes one small change per step, not the whole member list. The fold is deterministic, so
+every edge numbers the steps with the same `seq` as the channel stage does.
+
+Where an edge starts (no consumer group: every edge needs every channel):
+1. the processor group's committed offsets of `presence.channel-changes`, taken first;
+2. the channel stage's table, `presence-channels-changelog`, read to the end it had then. The
+   processor writes its changelog before it commits, so those states include every change below
+   the committed offsets; a state ahead of them skips the records it already holds
+   (`ChannelState.applied_offset`);
+3. `presence.channel-changes` from the committed offsets on, and `presence.users` whole, for good.
+
+It hands each new channel view to a listener (the fan-out), wakes anyone waiting for a user's
+update to be applied, and is ready once it has read up to the highwater of every partition.
 """
 
 from __future__ import annotations
@@ -15,12 +27,15 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.structs import ConsumerRecord
 
-from schemas.changes import ChannelView, UserView
-from schemas.codec import DecodeError, decode
-from schemas.topics import CHANNELS, USERS
+from schemas.changes import ChannelChange, ChannelExpired, ChannelView, MemberChange, UserView
+from schemas.codec import DecodeError, decode, decode_change
+from schemas.state import ChannelState
+from schemas.topics import CHANNEL_CHANGES, CHANNELS_CHANGELOG, USERS
 from services import metrics
-from services.broker import topic_partitions
+from services.broker import processor_offsets, topic_partitions
+from streams.channels import apply_member_change_at
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -30,10 +45,12 @@ HISTORY = 64  # recent views kept per channel, so a client resuming with `since`
 
 
 class ReadModel:
-    def __init__(self, consumer: AIOKafkaConsumer, listener: Listener) -> None:
+    def __init__(self, consumer: AIOKafkaConsumer, bootstrap_servers: str, listener: Listener) -> None:
         self._consumer = consumer
+        self._bootstrap_servers = bootstrap_servers
         self._listener = listener
-        self._channels: dict[str, deque[ChannelView]] = {}
+        self._channels: dict[str, ChannelState] = {}
+        self._history: dict[str, deque[ChannelView]] = {}
         self._users: dict[str, UserView] = {}
         self._user_waiters: dict[str, list[tuple[str, asyncio.Future[UserView]]]] = {}
         self._partitions: list[TopicPartition] = []
@@ -45,15 +62,18 @@ class ReadModel:
         return bool(self._partitions) and len(self._caught_up) == len(self._partitions)
 
     def view(self, channel: str) -> ChannelView:
-        history = self._channels.get(channel)
-        return history[-1] if history else ChannelView(channel=channel, seq=0, at=0, members=())
+        state = self._channels.get(channel)
+        if state is None:
+            return ChannelView(channel=channel, seq=0, at=0, members=())
+        return ChannelView(channel=channel, seq=state.seq, at=state.changed_at, members=state.members,
+                           typing=state.typing)
 
     def views_since(self, channel: str, seq: int) -> list[ChannelView] | None:
         """The views after `seq` in order, or None when they are no longer all held."""
-        history = self._channels.get(channel)
-        current = history[-1].seq if history else 0
+        current = self.view(channel).seq
         if seq == current:
             return []
+        history = self._history.get(channel)
         if not history or seq > current or history[0].seq > seq + 1:
             return None
         return [v for v in history if v.seq > seq]
@@ -78,56 +98,106 @@ class ReadModel:
                 self._user_waiters.pop(user_id, None)
 
     async def start(self) -> None:
-        for topic in (CHANNELS.name, USERS.name):
-            partitions = await topic_partitions(self._consumer, topic)
-            if not partitions:
-                raise RuntimeError(f"topic {topic} does not exist; create the topics first (`presence up`)")
-            self._partitions += partitions
-        self._consumer.assign(self._partitions)
-        await self._consumer.seek_to_beginning(*self._partitions)
         self._task = asyncio.create_task(self._consume_forever(), name="read-model")
 
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
 
+    async def _partitions_of(self, topic: str) -> list[TopicPartition]:
+        partitions = await topic_partitions(self._consumer, topic)
+        if not partitions:
+            raise RuntimeError(f"topic {topic} does not exist; create the topics first (`presence up`)")
+        return partitions
+
     async def _consume_forever(self) -> None:
+        changes = await self._partitions_of(CHANNEL_CHANGES.name)
+        users = await self._partitions_of(USERS.name)
+        committed = await processor_offsets(self._bootstrap_servers, changes)
+        await self._read_channels_changelog()
+        self._partitions = changes + users
+        self._consumer.assign(self._partitions)
+        await self._consumer.seek_to_beginning(*users)
+        for tp in changes:
+            if committed.get(tp) is None:
+                await self._consumer.seek_to_beginning(tp)
+            else:
+                self._consumer.seek(tp, committed[tp])
         while True:
             batches = await self._consumer.getmany(timeout_ms=200, max_records=2000)
             for tp, records in batches.items():
-                apply = self._apply_channel if tp.topic == CHANNELS.name else self._apply_user
+                apply = self._apply_change if tp.topic == CHANNEL_CHANGES.name else self._apply_user
                 for record in records:
-                    apply(record.key, record.value)
+                    apply(record)
             for tp in self._partitions:
                 highwater = self._consumer.highwater(tp)
                 if highwater is not None and await self._consumer.position(tp) >= highwater:
                     self._caught_up.add(tp)
 
-    def _apply_channel(self, key: bytes | None, value: bytes | None) -> None:
-        if value is None:  # the processor forgot the channel (it stayed empty): so does the edge
-            channel = (key or b"").decode(errors="replace")
-            history = self._channels.pop(channel, None)
-            if history:
-                # Subscribers start over from the empty channel at seq 0; a new life's first
-                # view is a diff from there.
-                self._listener(self.view(channel), history[-1].seq)
+    async def _read_channels_changelog(self) -> None:
+        """The channel stage's states, up to the end the changelog has now."""
+        partitions = await self._partitions_of(CHANNELS_CHANGELOG)
+        ends = await self._consumer.end_offsets(partitions)
+        self._consumer.assign(partitions)
+        await self._consumer.seek_to_beginning(*partitions)
+        pending = {tp for tp in partitions if ends[tp] > 0}
+        while pending:
+            batches = await self._consumer.getmany(*pending, timeout_ms=200, max_records=2000)
+            for tp, records in batches.items():
+                for record in records:
+                    if record.offset < ends[tp]:
+                        self._apply_state(record)
+            pending = {tp for tp in pending if await self._consumer.position(tp) < ends[tp]}
+
+    def _apply_state(self, record: ConsumerRecord[bytes, bytes]) -> None:
+        channel = (record.key or b"").decode(errors="replace")
+        if record.value is None:
+            self._channels.pop(channel, None)
             return
-        view = _decode(value, ChannelView)
+        state = _decode(record.value, ChannelState)
+        if state is not None:
+            self._channels[state.channel] = state
+
+    def _apply_change(self, record: ConsumerRecord[bytes, bytes]) -> None:
+        if record.value is None:
+            return
+        try:
+            change = decode_change(decode(record.value, dict))
+        except DecodeError as exc:
+            log.error("skipping undecodable channel change at %s/%s: %s", record.partition, record.offset, exc)
+            return
+        if not isinstance(change, MemberChange | ChannelExpired):
+            return  # a readiness probe on its way to the channel stage
+        self.apply_change(change, record.offset)
+
+    def apply_change(self, change: ChannelChange, offset: int) -> None:
+        """Fold one record of `presence.channel-changes`, as the channel stage does, and publish what changed."""
+        before = self._channels.get(change.channel)
+        try:
+            state, view = apply_member_change_at(before, change, offset)
+        except Exception:  # as in the channel stage, which dead-letters it: the partition goes on
+            log.exception("skipping a channel change the fold refused at offset %s", offset)
+            return
+        if state is None:
+            if before is not None:
+                # The channel stayed empty and is forgotten: subscribers start over from the empty
+                # channel at seq 0; a new life's first view is a diff from there.
+                del self._channels[change.channel]
+                self._history.pop(change.channel, None)
+                self._listener(self.view(change.channel), before.seq)
+            return
         if view is None:
             return
-        history = self._channels.setdefault(view.channel, deque(maxlen=HISTORY))
-        previous_seq = history[-1].seq if history else 0
-        if view.seq <= previous_seq:
-            return  # a redelivery, or an older view than the one held
-        history.append(view)
+        self._channels[change.channel] = state
+        self._history.setdefault(change.channel, deque(maxlen=HISTORY)).append(view)
         metrics.VIEWS_APPLIED.inc()
-        self._listener(view, previous_seq)
+        self._listener(view, before.seq if before is not None else 0)
 
-    def _apply_user(self, key: bytes | None, value: bytes | None) -> None:
-        if value is None:  # the processor forgot the user (offline beyond the retention)
-            self._users.pop((key or b"").decode(errors="replace"), None)
+    def _apply_user(self, record: ConsumerRecord[bytes, bytes]) -> None:
+        if record.value is None:  # the processor forgot the user (offline beyond the retention)
+            self._users.pop((record.key or b"").decode(errors="replace"), None)
             return
-        view = _decode(value, UserView)
+        view = _decode(record.value, UserView)
         if view is None:
             return
         self._users[view.user_id] = view

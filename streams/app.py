@@ -17,7 +17,7 @@ if settings.idempotent_producer:
 leave_skipped_offsets_unacknowledged()
 
 app = faust.App(
-    "presence",
+    topics.PROCESSOR_GROUP,
     broker=f"kafka://{settings.bootstrap_servers}",
     store=settings.table_store,
     datadir=settings.datadir,
