@@ -313,7 +313,7 @@ def _paths(policy: Policy) -> dict[str, Any]:
             },
         }},
         "/readyz": {"get": {
-            "summary": "Ready once the read model caught up with presence.channels and presence.users",
+            "summary": "Ready once the read model caught up with presence.channel-changes and presence.users",
             "security": _NO_TOKEN,
             "responses": {
                 "200": _json({"type": "object", "additionalProperties": False, "required": ["status"],

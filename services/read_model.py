@@ -156,7 +156,11 @@ class ReadModel:
             return
         state = _decode(record.value, ChannelState)
         if state is not None:
-            self._channels[state.channel] = state
+            self.start_from(state)
+
+    def start_from(self, state: ChannelState) -> None:
+        """A channel as the channel stage's changelog holds it; the fold goes on from there."""
+        self._channels[state.channel] = state
 
     def _apply_change(self, record: ConsumerRecord[bytes, bytes]) -> None:
         if record.value is None:
