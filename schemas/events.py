@@ -61,14 +61,21 @@ class ConnectionDropped(Event):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ConnectionTimedOut(Event):
-    """Written by the sweeper when a connection's deadline passed; applied only if still overdue at `at`."""
+    """Written by the sweeper when a connection's deadline passed; applied only if still overdue at `at`.
+
+    `alive_at` is when the connection was last vouched for by its edge's lease (`edge.leased`), when
+    that is what kept it: the user's `last_seen` becomes that time, not its last heartbeat.
+    """
 
     type: ClassVar[str] = "connection.timed_out"
+    alive_at: int | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Heartbeat(Event):
-    """The connection showed life at `at`. Edges write these coalesced, once per interval.
+    """The connection showed life at `at`. Edges write these coalesced, once per interval, for the
+    connections whose client did something since the last one; the edge's lease (`edge.leased`)
+    keeps the others alive.
 
     `active_at` is the last time the client did something other than heartbeating (for auto-away).
     """
@@ -171,6 +178,21 @@ class EdgeProbed(Event):
     type: ClassVar[str] = "edge.probed"
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EdgeLeased(Event):
+    """An edge vouches, as of `at`, for every connection it holds in this partition (services/liveness.py).
+
+    Written into every partition once per liveness interval, instead of a heartbeat per idle
+    connection: the sweeper counts a connection of this edge opened at or after `since` (the start
+    of the edge process that wrote it) as live until `at` plus its timeout. A connection that goes
+    silent on a live edge is closed by the edge itself. It changes no user's state; `user_id` is the
+    reserved id of the partition, as for probes.
+    """
+
+    type: ClassVar[str] = "edge.leased"
+    since: int
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.type: cls
     for cls in (
@@ -189,6 +211,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         UserIdled,
         UserForgotten,
         EdgeProbed,
+        EdgeLeased,
     )
 }
 

@@ -83,6 +83,20 @@ class UserPresence:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class EdgeLease:
+    """The newest `edge.leased` of one edge in one partition: a value of the `leases` table."""
+
+    edge_id: str
+    since: int  # the start of the edge process that renewed it: older connections are not covered
+    at: int  # the renewal: covered connections are live until this plus their timeout
+    v: int = SCHEMA_VERSION
+
+    def covers(self, connection: Connection) -> bool:
+        return (connection.edge_id == self.edge_id and connection.opened_at >= self.since
+                and connection.dropped_at is None)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class AppliedSource:
     """The last change of one user a channel applied: where its event is in the log, and its time."""
 

@@ -102,6 +102,7 @@ PROCESSOR_GROUP = "presence"
 # too: their records are `schemas.state` values (an edge reads the users one when it restarts).
 USERS_CHANGELOG = "presence-users-changelog"
 CHANNELS_CHANGELOG = "presence-channels-changelog"
+LEASES_CHANGELOG = "presence-leases-changelog"
 
 # Created with the topics above, before any worker starts: workers starting together on a new
 # cluster each create a changelog Faust does not find yet in its metadata, and the first table write
@@ -111,6 +112,8 @@ TABLE_CHANGELOGS = (
               description="The processor's `users` table."),
     TopicSpec(name=CHANNELS_CHANGELOG, key="channel id", value="ChannelState", cleanup_policy="compact",
               description="The processor's `channels` table."),
+    TopicSpec(name=LEASES_CHANGELOG, key="{edge id}/{partition}", value="EdgeLease", cleanup_policy="compact",
+              description="The processor's `leases` table: each edge's newest lease in each partition."),
 )
 
 

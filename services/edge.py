@@ -13,7 +13,7 @@ from aiokafka import AIOKafkaProducer
 
 from services.auth import Authenticator
 from services.broker import group_less_reader
-from services.event_log import EventLog
+from services.event_log import EventLog, now_ms
 from services.fanout import Fanout
 from services.liveness import Liveness
 from services.policy import Policy
@@ -60,7 +60,8 @@ async def running_edge(settings: EdgeSettings) -> AsyncIterator[Edge]:
     event_log = EventLog(producer, settings.partitions, settings.batch_linger_ms, settings.write_timeout_s)
     fanout = Fanout(settings.batch_above_members, settings.batch_window_ms / 1000)
     read_model = ReadModel(consumer, settings.bootstrap_servers, fanout.publish)
-    liveness = Liveness(event_log, settings.edge_id, interval_s=settings.heartbeat_s / 2)
+    liveness = Liveness(event_log, settings.edge_id, interval_s=settings.heartbeat_s / 2,
+                        partitions=settings.partitions, since=now_ms())
     policy = Policy.load(settings.policy_file)
     limits = Limits(
         policy=policy,
@@ -75,7 +76,7 @@ async def running_edge(settings: EdgeSettings) -> AsyncIterator[Edge]:
                           settings.probe_interval_s, settings.probe_timeout_s)
     edge = Edge(settings, auth, policy, limits, event_log, read_model, fanout, liveness, held, readiness)
     watch = ProcessorWatch(settings.bootstrap_servers, settings.edge_id, settings.partitions, settings.fetch_wait_ms,
-                           held, on_held=liveness.processor_holds)
+                           held, on_held=liveness.processor_holds, on_lease=liveness.lease_applied)
     previous = PreviousIncarnation(settings.bootstrap_servers, settings.edge_id, settings.partitions, event_log,
                                    settings.fetch_wait_ms)
     try:

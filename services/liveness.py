@@ -1,29 +1,26 @@
-"""Liveness of this edge's connections, written to the log coalesced.
+"""Liveness of this edge's connections, written to the log as one lease per partition.
 
-Any frame from a client counts as a sign of life. Instead of one record per heartbeat, the edge
-writes once per interval one `heartbeat` event per connection that showed life since the last
-write, batched by partition (one record per partition), so 10,000 idle connections cost a few
-records per interval, not 1,000 records per second.
-
-Each connection is reported on its own schedule (an interval after it was tracked, then every
-interval), checked a few times per interval. Reporting every connection at the same tick sent the
-processor thousands of heartbeats at once and stalled the updates queued behind them (a stall of
-about 1 s every 5 s with 2,000 connections, docs/benchmarks.md); spread out, they cost the same
-in total but arrive as a steady trickle.
+Any frame from a client counts as a sign of life. The edge writes no heartbeat per connection:
+once per interval it renews its lease in every partition of `presence.events` (`edge.leased`),
+which vouches for every connection it holds there, so idle connections cost `partitions` events
+per interval per edge, however many there are. The sweeper times out the connections of an edge
+whose lease lapsed (a crash, a lost host). A `heartbeat` event is written only for a connection
+whose client did something other than heartbeating since its last one (`active_at`, for
+auto-away), each on its own schedule (an interval after it was tracked, then every interval), in
+the same records as the leases.
 
 The same ticks end silent connections: one that sent nothing for longer than its presence timeout
 is handed to its `on_silent` callback once (the session closes it with `connection.timed_out`), so
-a socket the processor has timed out, or is about to, is never left open and ignored. The timeout
-is the larger of what the session stamped in its own events and what the processor holds for the
-connection (services/processor_watch.py): an error on the late side is caught by the processor's
-own timeout, which closes the socket too, while one on the early side would cut off a client that
-was within the timeout it was given.
+a connection whose client went away is never left vouched for. The timeout is the larger of what
+the session stamped in its own events and what the processor holds for the connection
+(services/processor_watch.py): an error on the late side is caught by the processor's own
+timeout, which closes the socket too, while one on the early side would cut off a client that was
+within the timeout it was given.
 
-The same heartbeats measure the processor's lag as this edge sees it (`processor_lag_s`, the
-metric `presence_processor_lag_seconds`): how long the oldest heartbeat written has waited until a
-state of the processor shows it applied. Heartbeats flow while anyone is connected, so the lag
-keeps rising while the processor is stopped, even when nothing else happens; with no connection
-nothing waits and it is 0.
+The leases measure the processor's lag as this edge sees it (`processor_lag_s`, the metric
+`presence_processor_lag_seconds`): how long the oldest renewal written has waited until the
+processor's `leases` table shows it applied (services/processor_watch.py). Leases flow in every
+partition whatever the traffic, so the lag keeps rising while the processor is stopped.
 """
 
 from __future__ import annotations
@@ -32,9 +29,10 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from schemas.events import Heartbeat
+from schemas.events import EdgeLeased, Event, Heartbeat
+from schemas.probes import probe_user_id
 from schemas.state import Connection
 from services import metrics
 from services.errors import ApiError
@@ -47,7 +45,6 @@ log = logging.getLogger(__name__)
 class _Liveness:
     user_id: str
     last_activity: int  # any frame
-    reported: int
     last_active: int  # frames other than heartbeats: the user did something (auto-away)
     reported_active: int
     due: int  # when this connection is next reported
@@ -55,8 +52,6 @@ class _Liveness:
     processor_timeout_ms: int | None = None  # the timeout the processor holds for it, once seen
     on_silent: Callable[[], None] | None = None  # called once, when silent for longer than the timeout
     silent: bool = False
-    # (heartbeat `at`, wall ms the log acknowledged it) of heartbeats the processor has not shown applied
-    unapplied: deque[tuple[int, int]] = field(default_factory=deque)
 
     def silence_limit_ms(self) -> int | None:
         if self.timeout_ms is None:
@@ -65,24 +60,29 @@ class _Liveness:
 
 
 TICKS_PER_INTERVAL = 5
-UNAPPLIED_KEPT = 32  # beyond that, the newest entry absorbs later heartbeats (the lag is overstated, not lost)
+UNAPPLIED_KEPT = 32  # per partition; beyond that, the newest entry absorbs later renewals (the lag is overstated)
 
 
 class Liveness:
-    def __init__(self, event_log: EventLog, edge_id: str, interval_s: float,
+    def __init__(self, event_log: EventLog, edge_id: str, interval_s: float, partitions: int, since: int,
                  clock: Callable[[], int] = now_ms) -> None:
         self._clock = clock  # epoch ms: read by the reporting task only; everything else is handed `now`
         self._log = event_log
         self._edge_id = edge_id
         self._interval_s = interval_s
         self._interval_ms = int(interval_s * 1000)
+        self._partitions = partitions
+        self._since = since  # this process's start: its lease covers no connection of an earlier one
+        self._lease_due = since
         self._connections: dict[str, _Liveness] = {}
+        # per partition, (lease `at`, wall ms the log acknowledged it) of renewals the processor has not shown applied
+        self._unapplied: dict[int, deque[tuple[int, int]]] = {p: deque() for p in range(partitions)}
         self._task: asyncio.Task[None] | None = None
 
     def track(self, connection_id: str, user_id: str, at: int, timeout_ms: int | None = None,
               on_silent: Callable[[], None] | None = None) -> None:
         self._connections[connection_id] = _Liveness(
-            user_id, at, at, at, at, due=at + self._interval_ms, timeout_ms=timeout_ms, on_silent=on_silent
+            user_id, at, at, at, due=at + self._interval_ms, timeout_ms=timeout_ms, on_silent=on_silent
         )
 
     def set_timeout(self, connection_id: str, timeout_ms: int) -> None:
@@ -92,18 +92,23 @@ class Liveness:
             connection.timeout_ms = timeout_ms
 
     def processor_holds(self, connection_id: str, held: Connection) -> None:
-        """A state of the processor holds the connection as `held`: its timeout (which also follows
-        updates made elsewhere), and the heartbeats it has applied."""
+        """A state of the processor holds the connection as `held`: its timeout, which also follows
+        updates made elsewhere."""
         connection = self._connections.get(connection_id)
         if connection is not None:
             connection.processor_timeout_ms = held.timeout_in_force_ms
-            unapplied = connection.unapplied
-            while unapplied and unapplied[0][0] <= held.last_heartbeat:
-                unapplied.popleft()
+
+    def lease_applied(self, partition: int, since: int, at: int) -> None:
+        """The processor's `leases` table holds this edge's renewal of `at` in `partition`."""
+        unapplied = self._unapplied.get(partition)
+        if unapplied is None or since != self._since:
+            return
+        while unapplied and unapplied[0][0] <= at:
+            unapplied.popleft()
 
     def processor_lag_s(self, now: int) -> float:
-        """How long (at `now`, epoch ms) the oldest heartbeat written has waited for the processor."""
-        oldest = min((c.unapplied[0][1] for c in self._connections.values() if c.unapplied), default=now)
+        """How long (at `now`, epoch ms) the oldest lease renewal written has waited for the processor."""
+        oldest = min((u[0][1] for u in self._unapplied.values() if u), default=now)
         return max(0, now - oldest) / 1000
 
     def touch(self, connection_id: str, at: int, active: bool) -> None:
@@ -124,35 +129,34 @@ class Liveness:
             self._task.cancel()
 
     async def report(self, now: int) -> int:
-        """Write a heartbeat for each connection due by `now` (epoch ms) that showed life since its
-        last report; returns how many."""
-        events = []
+        """Renews the lease in every partition when an interval has passed, and writes a heartbeat for
+        each connection due by `now` (epoch ms) whose client was active since its last one; returns
+        how many events it wrote."""
+        events: list[Event] = []
+        leased = now >= self._lease_due
+        if leased:
+            events += [EdgeLeased(event_id=new_id(), user_id=probe_user_id(p, self._partitions), connection_id="",
+                                  edge_id=self._edge_id, at=now, since=self._since) for p in range(self._partitions)]
         for connection_id, c in self._connections.items():
             if c.due > now:
                 continue
             c.due = now + self._interval_ms
-            if c.last_activity > c.reported:
-                active_at = c.last_active if c.last_active > c.reported_active else None
-                c.reported, c.reported_active = c.last_activity, c.last_active
+            if c.last_active > c.reported_active:
+                c.reported_active = c.last_active
                 events.append(
                     Heartbeat(event_id=new_id(), user_id=c.user_id, connection_id=connection_id,
-                              edge_id=self._edge_id, at=c.last_activity, active_at=active_at)
+                              edge_id=self._edge_id, at=c.last_activity, active_at=c.last_active)
                 )
         if events:
             await self._log.write(*events)
-            self._written(events, now)  # the lag counts from the report; the write's own wait is in it
+        if leased:  # the lag counts from the renewal; the write's own wait is in it
+            self._lease_due = now + self._interval_ms
+            for unapplied in self._unapplied.values():
+                if len(unapplied) < UNAPPLIED_KEPT:
+                    unapplied.append((now, now))
+                else:
+                    unapplied[-1] = (now, unapplied[-1][1])
         return len(events)
-
-    def _written(self, events: list[Heartbeat], written_at: int) -> None:
-        for event in events:
-            connection = self._connections.get(event.connection_id)
-            if connection is None:
-                continue
-            unapplied = connection.unapplied
-            if len(unapplied) < UNAPPLIED_KEPT:
-                unapplied.append((event.at, written_at))
-            else:
-                unapplied[-1] = (event.at, unapplied[-1][1])
 
     def end_silent(self, now: int) -> list[str]:
         """Hands each connection silent for longer than its timeout by `now` to its `on_silent`, once;
@@ -178,5 +182,5 @@ class Liveness:
             try:
                 await self.report(now)
             except ApiError:
-                log.warning("heartbeats not written this interval; the log did not acknowledge", exc_info=True)
-
+                log.warning("lease and heartbeats not written this interval; the log did not acknowledge",
+                            exc_info=True)

@@ -1,4 +1,5 @@
-"""What the processor holds of the connections this edge has open, read from its users changelog.
+"""What the processor holds of the connections this edge has open, read from its users changelog,
+and which of this edge's lease renewals it has applied, read from its leases changelog.
 
 The processor's `users` table (`presence-users-changelog`, one `UserPresence` per record, keyed by
 user id) is the truth about which connections count as live. The edge reads it from the end it had
@@ -19,6 +20,10 @@ Rules:
 2. Records of a user's key are in the order the processor wrote them, so the latest record read is
    the processor's latest state of that user.
 3. Records are read from this incarnation's start only: it has no connections before that.
+
+A record of `presence-leases-changelog` (an `EdgeLease`, keyed `{edge id}/{partition}`) of this
+edge says the processor applied its renewals up to the record's `at` in that partition: the edge's
+measure of the processor's lag (services/liveness.py).
 """
 
 from __future__ import annotations
@@ -33,8 +38,8 @@ from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
 
 from schemas.codec import DecodeError, decode
-from schemas.state import Connection, UserPresence
-from schemas.topics import USERS_CHANGELOG
+from schemas.state import Connection, EdgeLease, UserPresence
+from schemas.topics import LEASES_CHANGELOG, USERS_CHANGELOG
 from services.broker import group_less_reader
 from services.users_changelog import assign_users_changelog
 
@@ -95,14 +100,18 @@ class HeldConnections:
 
 
 class ProcessorWatch:
-    """Reads the users changelog in the background and hands each state of a held user to `held`."""
+    """Reads the users and leases changelogs in the background: hands each state of a held user to
+    `held`, and each of this edge's applied lease renewals to `on_lease` (partition, since, at)."""
 
     def __init__(self, bootstrap_servers: str, edge_id: str, partitions: int, fetch_wait_ms: int,
-                 held: HeldConnections, on_held: Callable[[str, Connection], None]) -> None:
+                 held: HeldConnections, on_held: Callable[[str, Connection], None],
+                 on_lease: Callable[[int, int, int], None]) -> None:
         self._consumer = group_less_reader(bootstrap_servers, f"{edge_id}-processor-watch", fetch_wait_ms)
+        self._edge_id = edge_id
         self._partition_count = partitions
         self._held = held
         self._on_held = on_held
+        self._on_lease = on_lease
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -122,7 +131,7 @@ class ProcessorWatch:
         await self._consumer.stop()
 
     async def _partitions(self) -> list[TopicPartition]:
-        return await assign_users_changelog(self._consumer, self._partition_count)
+        return await assign_users_changelog(self._consumer, self._partition_count, (USERS_CHANGELOG, LEASES_CHANGELOG))
 
     async def _watch_forever(self, partitions: list[TopicPartition]) -> None:
         while not partitions:  # no processor has kept state yet: it will create the topic
@@ -137,9 +146,23 @@ class ProcessorWatch:
                 log.warning("reading %s failed (%r); retrying", USERS_CHANGELOG, exc)
                 await asyncio.sleep(RETRY_S)
                 continue
-            for records in batches.values():
+            for tp, records in batches.items():
                 for record in records:
-                    self._apply(record.key, record.value)
+                    if tp.topic == LEASES_CHANGELOG:
+                        self._lease(record.key, record.value, tp.partition)
+                    else:
+                        self._apply(record.key, record.value)
+
+    def _lease(self, key: bytes | None, value: bytes | None, partition: int) -> None:
+        if value is None or key is None or not key.decode(errors="replace").startswith(f"{self._edge_id}/"):
+            return
+        try:
+            lease = decode(value, EdgeLease)
+        except DecodeError as exc:
+            log.error("skipping an undecodable lease in %s: %s", LEASES_CHANGELOG, exc)
+            return
+        if lease.edge_id == self._edge_id:
+            self._on_lease(partition, lease.since, lease.at)
 
     def _apply(self, key: bytes | None, value: bytes | None) -> None:
         if key is None:

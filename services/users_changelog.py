@@ -1,4 +1,4 @@
-"""How the edge finds the partitions of the processor's users changelog (services/previous_incarnation.py,
+"""How the edge finds the partitions of the processor's table changelogs (services/previous_incarnation.py,
 services/processor_watch.py), which it reads with a group-less reader (`services.broker.group_less_reader`)."""
 
 from __future__ import annotations
@@ -12,11 +12,16 @@ from schemas.topics import USERS_CHANGELOG
 from services.broker import topic_partitions
 
 
-async def assign_users_changelog(consumer: AIOKafkaConsumer, partition_count: int) -> list[TopicPartition]:
-    """Assigns the changelog's partitions to a started consumer; none while no processor has created it."""
+async def assign_users_changelog(consumer: AIOKafkaConsumer, partition_count: int,
+                                 changelogs: tuple[str, ...] = (USERS_CHANGELOG,)) -> list[TopicPartition]:
+    """Assigns the changelogs' partitions to a started consumer; none while no processor has created them."""
     assigned: list[TopicPartition] = []
-    with contextlib.suppress(KafkaError):
-        assigned = await topic_partitions(consumer, USERS_CHANGELOG, timeout_s=0)
-    if assigned:
-        consumer.assign(assigned)
+    for changelog in changelogs:
+        partitions: list[TopicPartition] = []
+        with contextlib.suppress(KafkaError):
+            partitions = await topic_partitions(consumer, changelog, timeout_s=0)
+        if not partitions:
+            return []
+        assigned += partitions
+    consumer.assign(assigned)
     return assigned

@@ -4,7 +4,8 @@ Stage 1 (`fold_events`, partitioned by user): `presence.events` -> users table -
 `presence.changes` (every change), `presence.channel-changes` (member changes, keyed by
 channel) and `presence.users` (the user's view, when it changed).
 Stage 2 (`fold_member_changes`, partitioned by channel): channels table -> `presence.channels`.
-Both pass an edge's readiness probe on to `presence.probes` (schemas/probes.py).
+Both pass an edge's readiness probe on to `presence.probes` (schemas/probes.py). Stage 1 also keeps
+each edge's newest lease per partition (`edge.leased`) in the `leases` table, for the sweeper.
 """
 
 from __future__ import annotations
@@ -23,8 +24,9 @@ from schemas.changes import (
 )
 from schemas.codec import DecodeError, decode, decode_change, encode
 from schemas.dead_letters import DeadLetter
-from schemas.events import EdgeProbed, Event, EventBatch, PresenceUpdated
+from schemas.events import EdgeLeased, EdgeProbed, Event, EventBatch, PresenceUpdated
 from schemas.probes import ProbeAnswered
+from schemas.state import EdgeLease
 from streams import progress
 from streams.app import (
     app,
@@ -34,6 +36,8 @@ from streams.app import (
     channels_topic,
     dead_letters_topic,
     events_topic,
+    lease_key,
+    leases,
     probes_topic,
     settings,
     users,
@@ -59,6 +63,9 @@ async def fold_events(stream: Any) -> None:
         for index, event in enumerate(batch.events):
             if isinstance(event, EdgeProbed):
                 await _forward_probe(event, record.partition)
+                continue
+            if isinstance(event, EdgeLeased):
+                _renew(event, record.partition)
                 continue
             try:
                 await _fold(event, record.offset, index)
@@ -98,6 +105,14 @@ async def _fold(event: Event, offset: int, index: int) -> None:
     updated = isinstance(event, PresenceUpdated)
     if updated or shown is None or user_view(shown, event.event_id) != view:
         await users_topic.send(key=key, value=encode(view))
+
+
+def _renew(lease: EdgeLeased, partition: int) -> None:
+    key = lease_key(lease.edge_id, partition)
+    held = leases.get(key)
+    # A later process of the edge (a larger `since`) takes over its lease; a late renewal changes nothing.
+    if held is None or (lease.since, lease.at) > (held.since, held.at):
+        leases[key] = EdgeLease(edge_id=lease.edge_id, since=lease.since, at=lease.at)
 
 
 async def _forward_probe(probe: EdgeProbed, partition: int) -> None:

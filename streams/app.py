@@ -75,3 +75,13 @@ def _table(name: str, value_codec: str) -> StateTable:
 
 users = _table("users", "presence_user")
 channels = _table("channels", "presence_channel")
+leases = _table("leases", "presence_lease")
+
+
+def lease_key(edge_id: str, partition: int) -> str:
+    """A table key lives in one partition, so an edge has a lease per partition."""
+    return f"{edge_id}/{partition}"
+
+
+def lease_partition(key: str) -> int:
+    return int(key.rpartition("/")[2])

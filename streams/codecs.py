@@ -7,7 +7,7 @@ from typing import Any
 from faust.serializers import codecs
 
 from schemas.codec import decode, encode
-from schemas.state import ChannelState, UserPresence
+from schemas.state import ChannelState, EdgeLease, UserPresence
 
 
 class _StateCodec(codecs.Codec):
@@ -28,5 +28,10 @@ class ChannelStateCodec(_StateCodec):
     state_type = ChannelState
 
 
+class EdgeLeaseCodec(_StateCodec):
+    state_type = EdgeLease
+
+
 codecs.register("presence_user", UserPresenceCodec())
+codecs.register("presence_lease", EdgeLeaseCodec())
 codecs.register("presence_channel", ChannelStateCodec())

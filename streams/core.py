@@ -10,6 +10,8 @@ Rules this module obeys:
    transition below only edits state and never decides what to announce.
 5. Whatever expires (connections, typing, statuses, activity) expires through an event the sweeper
    writes with `due_events`; each transition re-checks the deadline against the event's own time.
+   A connection's edge may vouch for it with a lease (`edge.leased`, kept by the adapter as
+   `EdgeLease`): the sweeper then times it out only once the lease too is older than its timeout.
 6. A user offline for longer than the retention is forgotten (`user.forgotten`): `apply` leaves a
    marker that only holds the log position, and the adapter writes a tombstone on the views; one
    retention later the marker is forgotten too, `apply` returns no state, and the adapter deletes it.
@@ -18,9 +20,9 @@ Rules this module obeys:
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
-from typing import Any
+from typing import Any, cast
 
 from schemas.changes import (
     Change,
@@ -42,6 +44,7 @@ from schemas.events import (
     ConnectionDropped,
     ConnectionOpened,
     ConnectionTimedOut,
+    EdgeLeased,
     EdgeProbed,
     Event,
     Heartbeat,
@@ -53,7 +56,7 @@ from schemas.events import (
     UserForgotten,
     UserIdled,
 )
-from schemas.state import Connection, UserPresence
+from schemas.state import Connection, EdgeLease, UserPresence
 
 # Enough to absorb what a worker redoes after a rebalance (events since its last commit).
 RECENT_EVENT_IDS = 64
@@ -61,7 +64,7 @@ DEFAULT_STATUS = "online"
 
 
 def apply(state: UserPresence | None, event: Event) -> tuple[UserPresence | None, list[Change]]:
-    if isinstance(event, EdgeProbed):  # about the processor, not the user
+    if isinstance(event, EdgeProbed | EdgeLeased):  # about the processor or an edge, not the user
         return state, []
     if isinstance(event, UserForgotten):
         return _forget(state, event), []
@@ -115,9 +118,13 @@ def apply_at(state: UserPresence | None, event: Event, offset: int, index: int
     return replace(after, applied_offset=offset, applied_index=index), changes
 
 
-def due_events(state: UserPresence, now: int, sweeper_id: str, forget_after_ms: int | None = None) -> list[Event]:
+def due_events(state: UserPresence, now: int, sweeper_id: str, forget_after_ms: int | None = None,
+               leases: Mapping[str, EdgeLease] | None = None) -> list[Event]:
     """The expiry events due by `now`: connection timeouts, typing expiries, status expiry, auto-away,
     and forgetting a user offline for longer than `forget_after_ms` (never when None).
+
+    `leases` are the edges' leases in the user's partition, by edge id: a connection one covers is
+    due only once the lease's renewal is older than its timeout too.
 
     Ids are derived from the deadline, so sweeping twice before the first one is applied writes a
     duplicate that `apply` ignores (from the sweep time instead if that id was used already: see below).
@@ -133,7 +140,12 @@ def due_events(state: UserPresence, now: int, sweeper_id: str, forget_after_ms: 
         return cls(event_id=key, user_id=state.user_id, connection_id=connection_id, edge_id=sweeper_id, at=now,
                    **fields)
 
-    due = [expiry(ConnectionTimedOut, c.deadline, c.connection_id) for c in state.connections if c.deadline <= now]
+    due: list[Event] = []
+    for c in state.connections:
+        deadline, alive_at = _deadline(c, leases or {})
+        if deadline <= now:
+            timeout = cast(ConnectionTimedOut, expiry(ConnectionTimedOut, deadline, c.connection_id))
+            due.append(timeout if alive_at is None else replace(timeout, alive_at=alive_at))
     due += [expiry(TypingExpired, t, channel=ch) for ch, t in sorted(state.typing.items()) if t <= now]
     if state.status_expires_at is not None and state.status_expires_at <= now:
         due.append(expiry(StatusExpired, state.status_expires_at))
@@ -145,6 +157,15 @@ def due_events(state: UserPresence, now: int, sweeper_id: str, forget_after_ms: 
         due.append(UserForgotten(event_id=f"user.forgotten:{state.user_id}:{last_seen}", user_id=state.user_id,
                                  connection_id="", edge_id=sweeper_id, at=now, last_seen=last_seen))
     return due
+
+
+def _deadline(connection: Connection, leases: Mapping[str, EdgeLease]) -> tuple[int, int | None]:
+    """When the connection stops counting as live, and the lease renewal that set it (None: its own
+    heartbeats did)."""
+    lease = leases.get(connection.edge_id)
+    if lease is None or not lease.covers(connection):
+        return connection.deadline, None
+    return max(connection.deadline, lease.at + connection.timeout_in_force_ms), lease.at
 
 
 def user_view(state: UserPresence, event_id: str = "") -> UserView:
@@ -206,7 +227,10 @@ def _timed_out(state: UserPresence, e: ConnectionTimedOut) -> UserPresence:
     connection = _find(state, e.connection_id)
     if connection is None or e.at < connection.deadline:  # a heartbeat arrived after the sweep
         return state
-    last_alive = connection.last_heartbeat if connection.dropped_at is None else connection.dropped_at
+    if connection.dropped_at is not None:
+        last_alive = connection.dropped_at
+    else:
+        last_alive = max(connection.last_heartbeat, e.alive_at or 0)
     return _without(state, e.connection_id, last_seen=max(state.last_seen or 0, last_alive))
 
 

@@ -21,9 +21,10 @@ from faust.types import TP
 from schemas.changes import ChannelExpired
 from schemas.codec import encode
 from schemas.events import Event, EventBatch
+from schemas.state import EdgeLease
 from schemas.topics import CHANNEL_CHANGES, EVENTS, batch_key, partition_for
 from streams import progress
-from streams.app import app, channel_changes_topic, channels, events_topic, settings, users
+from streams.app import app, channel_changes_topic, channels, events_topic, lease_partition, leases, settings, users
 from streams.core import due_events
 
 # An expiry already written is not written again until the fold has had time to apply it.
@@ -40,13 +41,16 @@ async def sweep() -> None:
             sweep_times[tp.partition] = progress.sweep_time(
                 tp.partition, _next_offset(tp), _highwater(tp), wall_now
             )
+    leases_by_partition: dict[int, dict[str, EdgeLease]] = defaultdict(dict)
+    for key, lease in list(leases.items()):
+        leases_by_partition[lease_partition(key)][lease.edge_id] = lease
     due: dict[int, list[Event]] = defaultdict(list)
     forget_after_ms = int(settings.user_retention_s * 1000)
     for user_id, state in list(users.items()):
         partition = partition_for(user_id, settings.partitions)
         now = sweep_times.get(partition)
         if now is not None:
-            for event in due_events(state, now, settings.worker_id, forget_after_ms):
+            for event in due_events(state, now, settings.worker_id, forget_after_ms, leases_by_partition[partition]):
                 if _sent.get(event.event_id, 0) < wall_now:
                     due[partition].append(event)
     for events in due.values():

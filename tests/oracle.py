@@ -16,6 +16,8 @@ Rules, as the docs state them:
   auto-away only if it is later than the user's latest activity; the user goes away at latest
   activity plus `idle_after_ms`, only while its chosen status is `online`.
 - Last seen moves with opens, closes, timeouts and activity, but not while the user is invisible.
+  A timeout the sweeper judged by the edge's lease names the lease's renewal (`alive_at`): the
+  last time the connection was known alive. Leases themselves (`edge.leased`) change no user.
 """
 
 from __future__ import annotations
@@ -242,7 +244,8 @@ def on_timed_out(user: Expected, e: ConnectionTimedOut) -> None:
     if conn is None or e.at < conn.deadline():
         return  # gone already, or a heartbeat came after the sweep
     remove(user, e.connection_id)
-    seen(user, conn.last_heartbeat if conn.dropped_at is None else conn.dropped_at)
+    # A connection its edge's lease kept was last known alive at that lease's renewal.
+    seen(user, max(conn.last_heartbeat, e.alive_at or 0) if conn.dropped_at is None else conn.dropped_at)
 
 
 def on_heartbeat(user: Expected, e: Heartbeat) -> None:

@@ -4,9 +4,12 @@
 from __future__ import annotations
 
 from schemas.changes import MemberJoined, MemberLeft, UserWentOffline
-from schemas.events import ConnectionTimedOut, StatusExpired, TypingExpired, UserIdled
+from schemas.events import ConnectionTimedOut, EdgeLeased, StatusExpired, TypingExpired, UserIdled
+from schemas.state import EdgeLease
 from streams.core import apply, due_events
 from tests.unit.test_core import (
+    EDGE,
+    GRACE,
     TIMEOUT,
     assert_noop,
     cid,
@@ -183,3 +186,46 @@ def test_a_deadline_that_comes_back_after_its_sweep_lost_is_swept_again_with_a_n
     assert not state.online
     assert changes == [UserWentOffline(change_id=cid(due[0], 0), user_id="u", at=13_000, reason="timeout",
                                        last_seen=12_000)]
+
+
+# Edge leases: an edge vouches for the connections it holds, so they need no heartbeats.
+
+
+def lease(at: int, since: int = 0, edge: str = EDGE) -> EdgeLease:
+    return EdgeLease(edge_id=edge, since=since, at=at)
+
+
+def test_a_connection_its_edges_lease_covers_is_due_a_timeout_after_the_renewal_and_last_seen_then() -> None:
+    state, _ = run(opened("c1", 100), joined("c1", "room", 200))
+    leases = {EDGE: lease(50_000)}
+
+    assert due_events(state, TIMEOUT + 100, "sweeper") != []  # by its own heartbeats it would be gone
+    assert due_events(state, 80_000 - 1, "sweeper", leases=leases) == []
+    [timeout] = due_events(state, 80_000, "sweeper", leases=leases)
+    assert timeout == ConnectionTimedOut(event_id="connection.timed_out:u:c1:80000", user_id="u", connection_id="c1",
+                                         edge_id="sweeper", at=80_000, alive_at=50_000)
+    after, changes = apply(state, timeout)
+
+    assert after is not None and after.connections == () and after.last_seen == 50_000
+    assert [type(c) for c in changes] == [MemberLeft, UserWentOffline]
+    assert isinstance(changes[1], UserWentOffline) and changes[1].last_seen == 50_000
+
+
+def test_a_lease_covers_neither_another_edges_connections_nor_an_earlier_process_nor_a_dropped_connection() -> None:
+    state, _ = run(opened("c1", 100))
+    own_deadline = TIMEOUT + 100
+
+    for leases in ({"edge-2": lease(50_000, edge="edge-2")}, {EDGE: lease(50_000, since=101)}):
+        [timeout] = due_events(state, own_deadline, "sweeper", leases=leases)
+        assert timeout.at == own_deadline and isinstance(timeout, ConnectionTimedOut) and timeout.alive_at is None
+    dropped_state, _ = run(opened("c1", 100), dropped("c1", 1_000))
+    assert [e.at for e in due_events(dropped_state, 1_000 + GRACE, "sweeper", leases={EDGE: lease(50_000)})] == [
+        1_000 + GRACE]
+
+
+def test_a_lease_replayed_or_applied_changes_no_user() -> None:
+    state, _ = run(opened("c1", 100))
+    renewal = EdgeLeased(event_id="l1", user_id="~probe-0", connection_id="", edge_id=EDGE, at=5_000, since=0)
+
+    assert apply(state, renewal) == (state, [])
+    assert apply(None, renewal) == (None, [])

@@ -27,7 +27,7 @@ from schemas.codec import DecodeError, decode, encode, from_builtins, to_builtin
 from schemas.dead_letters import DeadLetter
 from schemas.events import EVENT_TYPES, SCHEMA_VERSION, Event, EventBatch
 from schemas.probes import ProbeAnswered
-from schemas.state import AppliedSource, ChannelState, Connection, UserPresence
+from schemas.state import AppliedSource, ChannelState, Connection, EdgeLease, UserPresence
 
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas" / "json"
 BASE_URI = "https://presence.example/schemas/"
@@ -43,6 +43,7 @@ TOPIC_SCHEMAS = {
     "presence.probes": "probe-answer.v1.json",
     "presence-users-changelog": "user-presence.v1.json",
     "presence-channels-changelog": "channel-state.v1.json",
+    "presence-leases-changelog": "edge-lease.v1.json",
 }
 
 # Schema file -> (the type its root describes, every dataclass it describes).
@@ -55,6 +56,7 @@ FILES: dict[str, tuple[type, tuple[type, ...]]] = {
     "probe-answer.v1.json": (ProbeAnswered, (ProbeAnswered,)),
     "user-presence.v1.json": (UserPresence, (UserPresence, Connection)),
     "channel-state.v1.json": (ChannelState, (ChannelState, Member, AppliedSource)),
+    "edge-lease.v1.json": (EdgeLease, (EdgeLease,)),
 }
 # Tagged unions: records are decoded through their base, which dispatches on `type`.
 UNIONS: dict[type, dict[str, type]] = {Event: EVENT_TYPES, Change: CHANGE_TYPES}

@@ -4,7 +4,7 @@ still holds, with what timeout, and which it no longer holds (defect B, docs/rel
 from __future__ import annotations
 
 from schemas.codec import encode
-from schemas.state import Connection, UserPresence
+from schemas.state import Connection, EdgeLease, UserPresence
 from services.processor_watch import HeldConnections, ProcessorWatch
 
 
@@ -65,7 +65,8 @@ async def test_the_watch_decodes_only_held_users_and_reports_their_timeouts_and_
     held, gone, timeouts = HeldConnections(), [], []
     held.hold("ada", "a1", lambda: gone.append("a1"))
     watch = ProcessorWatch("127.0.0.1:1", "edge-1", 4, 5, held,
-                           on_held=lambda c, connection: timeouts.append((c, connection.timeout_in_force_ms)))
+                           on_held=lambda c, connection: timeouts.append((c, connection.timeout_in_force_ms)),
+                           on_lease=lambda p, since, at: None)
 
     watch._apply(b"bob", b"not even JSON")  # not held here: never decoded
     watch._apply(b"ada", encode(state("ada", connection("a1", 20_000))))
@@ -74,3 +75,16 @@ async def test_the_watch_decodes_only_held_users_and_reports_their_timeouts_and_
 
     assert timeouts == [("a1", 20_000)]
     assert gone == ["a1"]
+
+
+async def test_the_watch_reports_only_this_edges_applied_leases() -> None:
+    renewals: list[tuple[int, int, int]] = []
+    watch = ProcessorWatch("127.0.0.1:1", "edge-1", 4, 5, HeldConnections(), on_held=lambda c, connection: None,
+                           on_lease=lambda p, since, at: renewals.append((p, since, at)))
+
+    watch._lease(b"edge-1/2", encode(EdgeLease(edge_id="edge-1", since=10, at=5_000)), 2)
+    watch._lease(b"edge-10/2", encode(EdgeLease(edge_id="edge-10", since=10, at=6_000)), 2)  # another edge
+    watch._lease(b"edge-1/3", b"garbage", 3)  # logged and skipped
+    watch._lease(b"edge-1/3", None, 3)
+
+    assert renewals == [(2, 10, 5_000)]
