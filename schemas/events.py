@@ -184,13 +184,15 @@ class EdgeLeased(Event):
 
     Written into every partition once per liveness interval, instead of a heartbeat per idle
     connection: the sweeper counts a connection of this edge opened at or after `since` (the start
-    of the edge process that wrote it) as live until `at` plus its timeout. A connection that goes
-    silent on a live edge is closed by the edge itself. It changes no user's state; `user_id` is the
-    reserved id of the partition, as for probes.
+    of the edge process that wrote it) as live until `at` plus its timeout, or plus `ttl_ms` if that
+    is longer (the edge renews well within it). A connection that goes silent on a live edge is
+    closed by the edge itself. It changes no user's state; `user_id` is the reserved id of the
+    partition, as for probes.
     """
 
     type: ClassVar[str] = "edge.leased"
     since: int
+    ttl_ms: int
 
 
 EVENT_TYPES: dict[str, type[Event]] = {

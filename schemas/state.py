@@ -88,7 +88,8 @@ class EdgeLease:
 
     edge_id: str
     since: int  # the start of the edge process that renewed it: older connections are not covered
-    at: int  # the renewal: covered connections are live until this plus their timeout
+    at: int  # the renewal: covered connections are live until this plus their timeout, or the ttl if longer
+    ttl_ms: int
     v: int = SCHEMA_VERSION
 
     def covers(self, connection: Connection) -> bool:

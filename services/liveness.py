@@ -60,6 +60,7 @@ class _Liveness:
 
 
 TICKS_PER_INTERVAL = 5
+LEASE_TTL_INTERVALS = 2  # a lease vouches for two intervals: one late renewal does not time anyone out
 UNAPPLIED_KEPT = 32  # per partition; beyond that, the newest entry absorbs later renewals (the lag is overstated)
 
 
@@ -118,6 +119,13 @@ class Liveness:
             if active:
                 connection.last_active = max(connection.last_active, at)
 
+    def activity_logged(self, connection_id: str, at: int) -> None:
+        """An event of the connection was written: it is the user's activity in the log, no heartbeat
+        needs to report it."""
+        connection = self._connections.get(connection_id)
+        if connection is not None:
+            connection.reported_active = max(connection.reported_active, at)
+
     def forget(self, connection_id: str) -> None:
         self._connections.pop(connection_id, None)
 
@@ -135,8 +143,10 @@ class Liveness:
         events: list[Event] = []
         leased = now >= self._lease_due
         if leased:
+            ttl_ms = LEASE_TTL_INTERVALS * self._interval_ms
             events += [EdgeLeased(event_id=new_id(), user_id=probe_user_id(p, self._partitions), connection_id="",
-                                  edge_id=self._edge_id, at=now, since=self._since) for p in range(self._partitions)]
+                                  edge_id=self._edge_id, at=now, since=self._since, ttl_ms=ttl_ms)
+                       for p in range(self._partitions)]
         for connection_id, c in self._connections.items():
             if c.due > now:
                 continue

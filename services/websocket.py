@@ -29,6 +29,7 @@ from schemas.events import (
     ConnectionClosed,
     ConnectionDropped,
     ConnectionOpened,
+    Event,
     TypingStarted,
     TypingStopped,
 )
@@ -167,6 +168,11 @@ class Session:
         self._timeout_ms = edge.settings.timeout_ms  # the connection's own, as its events set it
         self._channel_timeouts: dict[str, int] = {}  # joined channels with a timeout of their own
 
+    async def _write(self, event: Event) -> None:
+        """Writes an event of this connection's user; being one, it is their activity in the log."""
+        await self.edge.log.write(event)
+        self.edge.liveness.activity_logged(self.connection_id, event.at)
+
     def _event(self, cls: type, **fields: Any) -> Any:
         return cls(
             event_id=new_id(),
@@ -268,7 +274,7 @@ class Session:
                 if channel not in self.channels:
                     self._check_channel_limit()
                     timeout_ms = self.edge.policy.channel_timeout_ms(channel)
-                    await self.edge.log.write(self._event(ChannelJoined, channel=channel, timeout_ms=timeout_ms))
+                    await self._write(self._event(ChannelJoined, channel=channel, timeout_ms=timeout_ms))
                     self.channels.add(channel)
                     if timeout_ms is not None:
                         self._channel_timeouts[channel] = timeout_ms
@@ -277,7 +283,7 @@ class Session:
             case Leave(channel=channel, ref=ref):
                 if channel not in self.channels:
                     raise ApiError("channel.not_joined", f"not joined to {channel!r}")
-                await self.edge.log.write(self._event(ChannelLeft, channel=channel))
+                await self._write(self._event(ChannelLeft, channel=channel))
                 self.channels.discard(channel)
                 if self._channel_timeouts.pop(channel, None) is not None:
                     self._timeout_changed()
@@ -300,13 +306,13 @@ class Session:
                 await self._typing_start(channel, timeout_s)
             case TypingStop(channel=channel):
                 if self.typing_written.pop(channel, None) is not None:
-                    await self.edge.log.write(self._event(TypingStopped, channel=channel))
+                    await self._write(self._event(TypingStopped, channel=channel))
             case Update(ref=ref) as update:
                 event = update_event(
                     update, self.edge.policy, event_id=new_id(), user_id=self.principal.user_id,
                     connection_id=self.connection_id, edge_id=self.edge.settings.edge_id, at=now_ms(),
                 )
-                await self.edge.log.write(event)
+                await self._write(event)
                 if event.timeout_ms is not None:  # the processor sets it on every connection of the user
                     self._timeout_ms = event.timeout_ms
                     self._timeout_changed()
@@ -369,7 +375,7 @@ class Session:
             return
         expires_at = at + self.edge.policy.typing_timeout_ms(channel, timeout_s)
         self.typing_written[channel] = at
-        await self.edge.log.write(self._event(TypingStarted, channel=channel, expires_at=expires_at))
+        await self._write(self._event(TypingStarted, channel=channel, expires_at=expires_at))
 
     def _start_pushing(self, channel: str, since: int | None, ref: object) -> None:
         """Subscribe to the channel's frames; answer with what the client misses, or a snapshot."""

@@ -112,7 +112,7 @@ def _renew(lease: EdgeLeased, partition: int) -> None:
     held = leases.get(key)
     # A later process of the edge (a larger `since`) takes over its lease; a late renewal changes nothing.
     if held is None or (lease.since, lease.at) > (held.since, held.at):
-        leases[key] = EdgeLease(edge_id=lease.edge_id, since=lease.since, at=lease.at)
+        leases[key] = EdgeLease(edge_id=lease.edge_id, since=lease.since, at=lease.at, ttl_ms=lease.ttl_ms)
 
 
 async def _forward_probe(probe: EdgeProbed, partition: int) -> None:

@@ -165,7 +165,7 @@ def _deadline(connection: Connection, leases: Mapping[str, EdgeLease]) -> tuple[
     lease = leases.get(connection.edge_id)
     if lease is None or not lease.covers(connection):
         return connection.deadline, None
-    return max(connection.deadline, lease.at + connection.timeout_in_force_ms), lease.at
+    return max(connection.deadline, lease.at + max(connection.timeout_in_force_ms, lease.ttl_ms)), lease.at
 
 
 def user_view(state: UserPresence, event_id: str = "") -> UserView:

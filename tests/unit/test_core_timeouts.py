@@ -191,8 +191,8 @@ def test_a_deadline_that_comes_back_after_its_sweep_lost_is_swept_again_with_a_n
 # Edge leases: an edge vouches for the connections it holds, so they need no heartbeats.
 
 
-def lease(at: int, since: int = 0, edge: str = EDGE) -> EdgeLease:
-    return EdgeLease(edge_id=edge, since=since, at=at)
+def lease(at: int, since: int = 0, edge: str = EDGE, ttl: int = 10_000) -> EdgeLease:
+    return EdgeLease(edge_id=edge, since=since, at=at, ttl_ms=ttl)
 
 
 def test_a_connection_its_edges_lease_covers_is_due_a_timeout_after_the_renewal_and_last_seen_then() -> None:
@@ -223,9 +223,17 @@ def test_a_lease_covers_neither_another_edges_connections_nor_an_earlier_process
         1_000 + GRACE]
 
 
+def test_a_lease_vouches_for_its_ttl_when_the_connections_timeout_is_shorter() -> None:
+    state, _ = run(opened("c1", 100, timeout=3_000))
+
+    assert due_events(state, 60_000 - 1, "sweeper", leases={EDGE: lease(50_000, ttl=10_000)}) == []
+    assert [e.at for e in due_events(state, 60_000, "sweeper", leases={EDGE: lease(50_000, ttl=10_000)})] == [60_000]
+
+
 def test_a_lease_replayed_or_applied_changes_no_user() -> None:
     state, _ = run(opened("c1", 100))
-    renewal = EdgeLeased(event_id="l1", user_id="~probe-0", connection_id="", edge_id=EDGE, at=5_000, since=0)
+    renewal = EdgeLeased(event_id="l1", user_id="~probe-0", connection_id="", edge_id=EDGE, at=5_000, since=0,
+                         ttl_ms=10_000)
 
     assert apply(state, renewal) == (state, [])
     assert apply(None, renewal) == (None, [])

@@ -54,7 +54,8 @@ async def test_the_lease_is_renewed_in_every_partition_once_per_interval_however
     assert [lease.at for lease in log.leases()] == [T0 + i * INTERVAL_MS for i in range(3) for _ in range(PARTITIONS)]
     first = log.leases()[:PARTITIONS]
     assert [partition_for(lease.user_id, PARTITIONS) for lease in first] == list(range(PARTITIONS))
-    assert {(lease.edge_id, lease.since, lease.connection_id) for lease in first} == {("edge-1", T0, "")}
+    assert {(lease.edge_id, lease.since, lease.connection_id, lease.ttl_ms) for lease in first} == {
+        ("edge-1", T0, "", 2 * INTERVAL_MS)}
     assert [lease.user_id for lease in first] == [probe_user_id(p, PARTITIONS) for p in range(PARTITIONS)]
 
 

@@ -82,8 +82,9 @@ async def test_the_watch_reports_only_this_edges_applied_leases() -> None:
     watch = ProcessorWatch("127.0.0.1:1", "edge-1", 4, 5, HeldConnections(), on_held=lambda c, connection: None,
                            on_lease=lambda p, since, at: renewals.append((p, since, at)))
 
-    watch._lease(b"edge-1/2", encode(EdgeLease(edge_id="edge-1", since=10, at=5_000)), 2)
-    watch._lease(b"edge-10/2", encode(EdgeLease(edge_id="edge-10", since=10, at=6_000)), 2)  # another edge
+    watch._lease(b"edge-1/2", encode(EdgeLease(edge_id="edge-1", since=10, at=5_000, ttl_ms=10_000)), 2)
+    other_edge = EdgeLease(edge_id="edge-10", since=10, at=6_000, ttl_ms=10_000)
+    watch._lease(b"edge-10/2", encode(other_edge), 2)
     watch._lease(b"edge-1/3", b"garbage", 3)  # logged and skipped
     watch._lease(b"edge-1/3", None, 3)
 
