@@ -35,6 +35,7 @@ from schemas.events import (
     ConnectionDropped,
     ConnectionOpened,
     ConnectionTimedOut,
+    EdgeLeased,
     EdgeProbed,
     Event,
     EventBatch,
@@ -110,7 +111,7 @@ def fold(events: Iterable[Event]) -> dict[str, Expected]:
 
 def take(users: dict[str, Expected], e: Event) -> None:
     """Fold one event into `users`, forgetting a user included."""
-    if isinstance(e, EdgeProbed):  # a readiness probe: about the processor, no user's state
+    if isinstance(e, EdgeProbed | EdgeLeased):  # a readiness probe, an edge's lease: no user's state
         return
     if isinstance(e, UserForgotten):
         gone = users.get(e.user_id)

@@ -32,7 +32,15 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from schemas.changes import ChannelView, UserView
 from schemas.codec import DecodeError, decode, decode_change, to_builtins
-from schemas.events import ConnectionDropped, ConnectionOpened, ConnectionTimedOut, Event, EventBatch, Heartbeat
+from schemas.events import (
+    ConnectionDropped,
+    ConnectionOpened,
+    ConnectionTimedOut,
+    EdgeLeased,
+    Event,
+    EventBatch,
+    Heartbeat,
+)
 from schemas.topics import CHANNEL_CHANGES, CHANNELS, EVENTS, USERS
 from services import representation
 from services.broker import topic_partitions
@@ -179,10 +187,8 @@ class Verdict:
         return [line for _, line in sorted(found)]
 
     def heartbeat_before(self, connection_id: str, until: int) -> int:
-        """The connection's latest heartbeat (or opening) `at` in the log that is not after `until`."""
-        return max(e.at for partition in self.records.values() for b in partition for e in b.events
-                   if e.connection_id == connection_id and isinstance(e, Heartbeat | ConnectionOpened)
-                   and e.at <= until)
+        """The last time, not after `until`, the log vouched for the connection (`last_vouched`)."""
+        return last_vouched(self.records, connection_id, until)
 
     def timeline(self, user_id: str, connection_id: str, last: int) -> dict[str, int | None]:
         """A connection's end, in ms after its last heartbeat `last`: drop, timeout (as stamped and
@@ -221,6 +227,7 @@ class Log:
         acked = list(acked)
         lost = [event_id for event_id in acked if event_id not in ids]
         expected, timeouts = fold_with_timeouts(events)
+        timeouts = [vouched_until(t, batches) for t in timeouts]
         latest: dict[str, UserView] = {}
         offline: dict[str, list[int]] = {}
         for partition in sorted(views_by_partition):
@@ -293,6 +300,29 @@ def fold_with_timeouts(events: Iterable[Event]) -> tuple[dict[str, oracle.Expect
             dropped = conn.dropped_at is not None
             timeouts.append(LogTimeout(e.event_id, e.user_id, e.connection_id, e.at, conn.last_heartbeat, dropped))
     return users, timeouts
+
+
+def vouched_until(timeout: LogTimeout, batches: dict[int, list[Batch]]) -> LogTimeout:
+    """The timeout with `last_heartbeat` moved to the last time the log vouched for the connection
+    before it (`last_vouched`); a dropped connection is judged by its drop and grace alone."""
+    if timeout.dropped:
+        return timeout
+    return replace(timeout, last_heartbeat=last_vouched(batches, timeout.connection_id, timeout.at))
+
+
+def last_vouched(batches: dict[int, list[Batch]], connection_id: str, until: int) -> int:
+    """The last time, not after `until`, the log vouched for the connection: its own heartbeats (or
+    opening), or a renewal of its edge's lease in its partition that covers it (`edge.leased`)."""
+    for partition in batches.values():
+        events = [e for b in partition for e in b.events if e.at <= until]
+        own = [e for e in events if e.connection_id == connection_id and isinstance(e, Heartbeat | ConnectionOpened)]
+        opened = next((e for e in own if isinstance(e, ConnectionOpened)), None)
+        if opened is None:
+            continue
+        renewals = [e.at for e in events if isinstance(e, EdgeLeased) and e.edge_id == opened.edge_id
+                    and e.since <= opened.at]
+        return max([e.at for e in own] + renewals)
+    raise ValueError(f"connection {connection_id} has no opening in the log before {until}")
 
 
 # -- exactly once (promise 3) -----------------------------------------------------------------------
