@@ -26,7 +26,6 @@ from schemas.codec import DecodeError, decode, decode_change, encode
 from schemas.dead_letters import DeadLetter
 from schemas.events import EdgeLeased, EdgeProbed, Event, EventBatch, PresenceUpdated
 from schemas.probes import ProbeAnswered
-from schemas.state import EdgeLease
 from streams import progress
 from streams.app import (
     app,
@@ -45,7 +44,7 @@ from streams.app import (
 )
 from streams.channels import apply_member_change_at
 from streams.continuity import InOrder, LogReader, Record
-from streams.core import apply_at, user_view
+from streams.core import apply_at, renewed, user_view
 
 log = logging.getLogger(__name__)
 
@@ -68,16 +67,16 @@ async def fold_events(stream: Any) -> None:
                 _renew(event, record.partition)
                 continue
             try:
-                await _fold(event, record.offset, index)
+                await _fold(event, record.offset, index, record.partition)
             except Exception as exc:  # one event that breaks the fold must not stop its partition
                 await _dead_letter(record, encode(event), exc)
         last_at = max((e.at for e in batch.events), default=0)
         progress.processed(record.partition, record.offset, last_at)
 
 
-async def _fold(event: Event, offset: int, index: int) -> None:
+async def _fold(event: Event, offset: int, index: int, partition: int) -> None:
     before = users.get(event.user_id)
-    after, changes = apply_at(before, event, offset, index)
+    after, changes = apply_at(before, event, offset, index, lambda edge_id: leases.get(lease_key(edge_id, partition)))
     shown = None if before is None or before.forgotten else before  # what the views show of the user
     key = event.user_id.encode()
     if after is before:
@@ -110,9 +109,9 @@ async def _fold(event: Event, offset: int, index: int) -> None:
 def _renew(lease: EdgeLeased, partition: int) -> None:
     key = lease_key(lease.edge_id, partition)
     held = leases.get(key)
-    # A later process of the edge (a larger `since`) takes over its lease; a late renewal changes nothing.
-    if held is None or (lease.since, lease.at) > (held.since, held.at):
-        leases[key] = EdgeLease(edge_id=lease.edge_id, since=lease.since, at=lease.at, ttl_ms=lease.ttl_ms)
+    lease_now = renewed(held, lease)
+    if lease_now is not held:
+        leases[key] = lease_now
 
 
 async def _forward_probe(probe: EdgeProbed, partition: int) -> None:

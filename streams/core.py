@@ -11,7 +11,8 @@ Rules this module obeys:
 5. Whatever expires (connections, typing, statuses, activity) expires through an event the sweeper
    writes with `due_events`; each transition re-checks the deadline against the event's own time.
    A connection's edge may vouch for it with a lease (`edge.leased`, kept by the adapter as
-   `EdgeLease`): the sweeper then times it out only once the lease too is older than its timeout.
+   `EdgeLease` and handed in as `lease_of`): the sweeper then times it out only once the lease too
+   is older than its timeout, and the fold re-checks that against the leases it holds then.
 6. A user offline for longer than the retention is forgotten (`user.forgotten`): `apply` leaves a
    marker that only holds the log position, and the adapter writes a tombstone on the views; one
    retention later the marker is forgotten too, `apply` returns no state, and the adapter deletes it.
@@ -20,7 +21,7 @@ Rules this module obeys:
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, cast
 
@@ -63,7 +64,17 @@ RECENT_EVENT_IDS = 64
 DEFAULT_STATUS = "online"
 
 
-def apply(state: UserPresence | None, event: Event) -> tuple[UserPresence | None, list[Change]]:
+# An edge's newest lease in the partition being folded, by edge id (None: it has none there).
+LeaseOf = Callable[[str], EdgeLease | None]
+
+
+def _no_lease(edge_id: str) -> EdgeLease | None:
+    return None
+
+
+def apply(state: UserPresence | None, event: Event, lease_of: LeaseOf = _no_lease
+          ) -> tuple[UserPresence | None, list[Change]]:
+    """`lease_of` gives the edges' leases in the event's partition as the log has them at this event."""
     if isinstance(event, EdgeProbed | EdgeLeased):  # about the processor or an edge, not the user
         return state, []
     if isinstance(event, UserForgotten):
@@ -75,7 +86,10 @@ def apply(state: UserPresence | None, event: Event) -> tuple[UserPresence | None
     transition = _TRANSITIONS.get(type(event))
     if transition is None:
         return state, []
-    after = _prune(transition(state, event))
+    if isinstance(event, ConnectionTimedOut) and _kept_alive(state, event, lease_of):
+        after = state  # its edge renewed the lease after the sweep: like a heartbeat that lands after it
+    else:
+        after = _prune(transition(state, event))
     if not isinstance(event, Heartbeat):  # heartbeats are idempotent by themselves: time only moves forward
         # Remembered even when it changed nothing: redone after a rebalance, on a state that has
         # moved on, it could take effect where it did not the first time.
@@ -99,7 +113,7 @@ def _forget(state: UserPresence | None, e: UserForgotten) -> UserPresence | None
     return UserPresence(user_id=state.user_id, last_seen=e.at, forgotten=True)
 
 
-def apply_at(state: UserPresence | None, event: Event, offset: int, index: int
+def apply_at(state: UserPresence | None, event: Event, offset: int, index: int, lease_of: LeaseOf = _no_lease
              ) -> tuple[UserPresence | None, list[Change]]:
     """`apply` for the event at `index` in the batch of the `presence.events` record at `offset`.
 
@@ -111,7 +125,7 @@ def apply_at(state: UserPresence | None, event: Event, offset: int, index: int
     """
     if state is not None and (offset, index) <= (state.applied_offset, state.applied_index):
         return state, []
-    after, changes = apply(state, event)
+    after, changes = apply(state, event, lease_of)
     changes = [replace(change, source=(offset, index, n)) for n, change in enumerate(changes)]
     if after is None or after is state:
         return after, changes
@@ -119,12 +133,12 @@ def apply_at(state: UserPresence | None, event: Event, offset: int, index: int
 
 
 def due_events(state: UserPresence, now: int, sweeper_id: str, forget_after_ms: int | None = None,
-               leases: Mapping[str, EdgeLease] | None = None) -> list[Event]:
+               lease_of: LeaseOf = _no_lease) -> list[Event]:
     """The expiry events due by `now`: connection timeouts, typing expiries, status expiry, auto-away,
     and forgetting a user offline for longer than `forget_after_ms` (never when None).
 
-    `leases` are the edges' leases in the user's partition, by edge id: a connection one covers is
-    due only once the lease's renewal is older than its timeout too.
+    A connection its edge's lease covers (`lease_of`, the leases in the user's partition) is due only
+    once the lease's renewal is older than its timeout too.
 
     Ids are derived from the deadline, so sweeping twice before the first one is applied writes a
     duplicate that `apply` ignores (from the sweep time instead if that id was used already: see below).
@@ -142,7 +156,7 @@ def due_events(state: UserPresence, now: int, sweeper_id: str, forget_after_ms: 
 
     due: list[Event] = []
     for c in state.connections:
-        deadline, alive_at = _deadline(c, leases or {})
+        deadline, alive_at = _deadline(c, lease_of)
         if deadline <= now:
             timeout = cast(ConnectionTimedOut, expiry(ConnectionTimedOut, deadline, c.connection_id))
             due.append(timeout if alive_at is None else replace(timeout, alive_at=alive_at))
@@ -159,10 +173,18 @@ def due_events(state: UserPresence, now: int, sweeper_id: str, forget_after_ms: 
     return due
 
 
-def _deadline(connection: Connection, leases: Mapping[str, EdgeLease]) -> tuple[int, int | None]:
+def renewed(held: EdgeLease | None, lease: EdgeLeased) -> EdgeLease:
+    """An edge's lease in a partition after `lease`: a later process of the edge (a larger `since`)
+    takes over; a late renewal changes nothing."""
+    if held is not None and (lease.since, lease.at) <= (held.since, held.at):
+        return held
+    return EdgeLease(edge_id=lease.edge_id, since=lease.since, at=lease.at, ttl_ms=lease.ttl_ms)
+
+
+def _deadline(connection: Connection, lease_of: LeaseOf) -> tuple[int, int | None]:
     """When the connection stops counting as live, and the lease renewal that set it (None: its own
     heartbeats did)."""
-    lease = leases.get(connection.edge_id)
+    lease = lease_of(connection.edge_id)
     if lease is None or not lease.covers(connection):
         return connection.deadline, None
     return max(connection.deadline, lease.at + max(connection.timeout_in_force_ms, lease.ttl_ms)), lease.at
@@ -221,6 +243,11 @@ def _dropped(state: UserPresence, e: ConnectionDropped) -> UserPresence:
     if connection is None or connection.dropped_at is not None:
         return state
     return _with(state, replace(connection, dropped_at=e.at, grace_ms=e.grace_ms))
+
+
+def _kept_alive(state: UserPresence, e: ConnectionTimedOut, lease_of: LeaseOf) -> bool:
+    connection = _find(state, e.connection_id)
+    return connection is not None and e.at < _deadline(connection, lease_of)[0]
 
 
 def _timed_out(state: UserPresence, e: ConnectionTimedOut) -> UserPresence:

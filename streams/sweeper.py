@@ -50,7 +50,8 @@ async def sweep() -> None:
         partition = partition_for(user_id, settings.partitions)
         now = sweep_times.get(partition)
         if now is not None:
-            for event in due_events(state, now, settings.worker_id, forget_after_ms, leases_by_partition[partition]):
+            lease_of = leases_by_partition[partition].get
+            for event in due_events(state, now, settings.worker_id, forget_after_ms, lease_of):
                 if _sent.get(event.event_id, 0) < wall_now:
                     due[partition].append(event)
     for events in due.values():

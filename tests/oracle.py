@@ -17,7 +17,10 @@ Rules, as the docs state them:
   activity plus `idle_after_ms`, only while its chosen status is `online`.
 - Last seen moves with opens, closes, timeouts and activity, but not while the user is invisible.
   A timeout the sweeper judged by the edge's lease names the lease's renewal (`alive_at`): the
-  last time the connection was known alive. Leases themselves (`edge.leased`) change no user.
+  last time the connection was known alive.
+- An edge's newest lease in a partition (`edge.leased`, a later `since` takes over) keeps the
+  connections it opened since then and that are not dropped alive until its `at` plus the larger of
+  their timeout and its `ttl_ms`: a timeout before that changes nothing. Leases change no user.
 """
 
 from __future__ import annotations
@@ -61,13 +64,35 @@ class Conn:
     channels: dict[str, int | None] = field(default_factory=dict)  # channel -> its own timeout, if any
     dropped_at: int | None = None
     grace_ms: int | None = None
+    edge_id: str = ""
+    opened_at: int = 0
+
+    def timeout(self) -> int:
+        return min([self.timeout_ms] + [t for t in self.channels.values() if t is not None])
 
     def deadline(self) -> int:
-        timeouts = [self.timeout_ms] + [t for t in self.channels.values() if t is not None]
-        deadline = self.last_heartbeat + min(timeouts)
+        deadline = self.last_heartbeat + self.timeout()
         if self.dropped_at is not None and self.grace_ms is not None:
             deadline = min(deadline, self.dropped_at + self.grace_ms)
         return deadline
+
+
+@dataclass
+class Lease:
+    """An edge's newest `edge.leased` in the partition being folded."""
+
+    since: int
+    at: int
+    ttl_ms: int
+
+    def deadline(self, conn: Conn) -> int | None:
+        """Until when it keeps `conn` alive; None if it does not cover it (another process, or dropped)."""
+        if conn.opened_at < self.since or conn.dropped_at is not None:
+            return None
+        return self.at + max(conn.timeout(), self.ttl_ms)
+
+
+Leases = dict[str, Lease]  # edge id -> its lease in one partition
 
 
 @dataclass
@@ -103,16 +128,32 @@ class Expected:
 
 
 def fold(events: Iterable[Event]) -> dict[str, Expected]:
+    """The events of one partition (or of users whose edges hold no lease), in log order."""
     users: dict[str, Expected] = {}
+    leases: Leases = {}
     for e in events:
-        take(users, e)
+        take(users, e, leases)
     return users
 
 
-def take(users: dict[str, Expected], e: Event) -> None:
-    """Fold one event into `users`, forgetting a user included."""
-    if isinstance(e, EdgeProbed | EdgeLeased):  # a readiness probe, an edge's lease: no user's state
+def take(users: dict[str, Expected], e: Event, leases: Leases) -> None:
+    """Fold one event of a partition into `users`, forgetting a user included; `leases` are that
+    partition's, as folded so far."""
+    if isinstance(e, EdgeProbed):  # a readiness probe: about the processor, no user's state
         return
+    if isinstance(e, EdgeLeased):  # an edge's lease: no user's state, but it keeps connections alive
+        held = leases.get(e.edge_id)
+        if held is None or (e.since, e.at) > (held.since, held.at):
+            leases[e.edge_id] = Lease(e.since, e.at, e.ttl_ms)
+        return
+    if isinstance(e, ConnectionTimedOut):
+        user = users.get(e.user_id)
+        conn = user.conns.get(e.connection_id) if user is not None else None
+        lease = leases.get(conn.edge_id) if conn is not None else None
+        kept_until = lease.deadline(conn) if lease is not None and conn is not None else None
+        if user is not None and kept_until is not None and e.at < kept_until:
+            step(user, e, lambda user, e: None)  # renewed after the sweep: like a heartbeat after it
+            return
     if isinstance(e, UserForgotten):
         gone = users.get(e.user_id)
         if gone is not None and not gone.conns and (gone.last_seen or 0) == e.last_seen:
@@ -181,10 +222,10 @@ def expected_members(users: dict[str, Expected]) -> dict[str, set[str]]:
     return members
 
 
-def step(user: Expected, e: Event) -> None:
+def step(user: Expected, e: Event, handler: Any = None) -> None:
     if e.event_id in user.recent_ids:
         return  # a redelivery
-    handler = HANDLERS.get(type(e))
+    handler = handler or HANDLERS.get(type(e))
     if handler is None:
         return  # an event this model does not know: the processor ignores it too
     handler(user, e)
@@ -224,7 +265,8 @@ def on_opened(user: Expected, e: ConnectionOpened) -> None:
     user.idle_after_ms = e.idle_after_ms
     seen(user, e.at)
     activity(user, e.at)  # before the connection is added: with none, any activity is new
-    user.conns[e.connection_id] = Conn(device=e.device, timeout_ms=e.timeout_ms, last_heartbeat=e.at)
+    user.conns[e.connection_id] = Conn(device=e.device, timeout_ms=e.timeout_ms, last_heartbeat=e.at,
+                                       edge_id=e.edge_id, opened_at=e.at)
     user.last_active = max(user.last_active or e.at, e.at)
 
 

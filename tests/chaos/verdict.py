@@ -226,7 +226,7 @@ class Log:
         ids = {e.event_id for e in events}
         acked = list(acked)
         lost = [event_id for event_id in acked if event_id not in ids]
-        expected, timeouts = fold_with_timeouts(events)
+        expected, timeouts = fold_with_timeouts(batches)
         timeouts = [vouched_until(t, batches) for t in timeouts]
         latest: dict[str, UserView] = {}
         offline: dict[str, list[int]] = {}
@@ -288,17 +288,21 @@ class Log:
         await self.views.close()
 
 
-def fold_with_timeouts(events: Iterable[Event]) -> tuple[dict[str, oracle.Expected], list[LogTimeout]]:
-    """`oracle.fold`, noting every timeout that takes effect."""
+def fold_with_timeouts(batches: dict[int, list[Batch]]) -> tuple[dict[str, oracle.Expected], list[LogTimeout]]:
+    """`oracle.take` over each partition in log order, with that partition's leases, noting every
+    timeout that takes effect."""
     users: dict[str, oracle.Expected] = {}
     timeouts = []
-    for e in events:
-        user = users.get(e.user_id)
-        conn = user.conns.get(e.connection_id) if user is not None and isinstance(e, ConnectionTimedOut) else None
-        oracle.take(users, e)
-        if conn is not None and e.connection_id not in users[e.user_id].conns:
-            dropped = conn.dropped_at is not None
-            timeouts.append(LogTimeout(e.event_id, e.user_id, e.connection_id, e.at, conn.last_heartbeat, dropped))
+    for partition in sorted(batches):
+        leases: oracle.Leases = {}
+        for e in (e for b in batches[partition] for e in b.events):
+            user = users.get(e.user_id)
+            conn = user.conns.get(e.connection_id) if user is not None and isinstance(e, ConnectionTimedOut) else None
+            oracle.take(users, e, leases)
+            if conn is not None and e.connection_id not in users[e.user_id].conns:
+                dropped = conn.dropped_at is not None
+                timeouts.append(LogTimeout(e.event_id, e.user_id, e.connection_id, e.at, conn.last_heartbeat,
+                                           dropped))
     return users, timeouts
 
 

@@ -11,18 +11,25 @@ import asyncio
 import time
 
 from schemas.codec import decode
-from schemas.state import UserPresence
-from schemas.topics import USERS_CHANGELOG
-from streams.core import apply_at
+from schemas.events import EdgeLeased
+from schemas.state import EdgeLease, UserPresence
+from schemas.topics import USERS_CHANGELOG, partition_for
+from streams.core import apply_at, renewed
 from tests.integration.client import heartbeating
 from tests.integration.log import logged_events, logged_positions, read_all
-from tests.integration.stack import Stack
+from tests.integration.stack import PARTITIONS, Stack
 
 
 async def replayed_and_live(stack: Stack) -> tuple[dict[str, UserPresence], dict[str, UserPresence]]:
     replayed: dict[str, UserPresence] = {}
+    leases: dict[tuple[str, int], EdgeLease] = {}  # (edge id, partition) -> its lease, as the worker's table
     for offset, index, event in await logged_positions(stack.bootstrap):
-        state, _ = apply_at(replayed.get(event.user_id), event, offset, index)
+        partition = partition_for(event.user_id, PARTITIONS)
+        if isinstance(event, EdgeLeased):
+            leases[event.edge_id, partition] = renewed(leases.get((event.edge_id, partition)), event)
+            continue
+        state, _ = apply_at(replayed.get(event.user_id), event, offset, index,
+                            lambda edge_id, p=partition: leases.get((edge_id, p)))
         if state is None:  # forgotten (offline beyond the retention)
             replayed.pop(event.user_id, None)
         else:

@@ -200,8 +200,8 @@ def test_a_connection_its_edges_lease_covers_is_due_a_timeout_after_the_renewal_
     leases = {EDGE: lease(50_000)}
 
     assert due_events(state, TIMEOUT + 100, "sweeper") != []  # by its own heartbeats it would be gone
-    assert due_events(state, 80_000 - 1, "sweeper", leases=leases) == []
-    [timeout] = due_events(state, 80_000, "sweeper", leases=leases)
+    assert due_events(state, 80_000 - 1, "sweeper", lease_of=leases.get) == []
+    [timeout] = due_events(state, 80_000, "sweeper", lease_of=leases.get)
     assert timeout == ConnectionTimedOut(event_id="connection.timed_out:u:c1:80000", user_id="u", connection_id="c1",
                                          edge_id="sweeper", at=80_000, alive_at=50_000)
     after, changes = apply(state, timeout)
@@ -216,18 +216,31 @@ def test_a_lease_covers_neither_another_edges_connections_nor_an_earlier_process
     own_deadline = TIMEOUT + 100
 
     for leases in ({"edge-2": lease(50_000, edge="edge-2")}, {EDGE: lease(50_000, since=101)}):
-        [timeout] = due_events(state, own_deadline, "sweeper", leases=leases)
+        [timeout] = due_events(state, own_deadline, "sweeper", lease_of=leases.get)
         assert timeout.at == own_deadline and isinstance(timeout, ConnectionTimedOut) and timeout.alive_at is None
     dropped_state, _ = run(opened("c1", 100), dropped("c1", 1_000))
-    assert [e.at for e in due_events(dropped_state, 1_000 + GRACE, "sweeper", leases={EDGE: lease(50_000)})] == [
+    assert [e.at for e in due_events(dropped_state, 1_000 + GRACE, "sweeper", lease_of={EDGE: lease(50_000)}.get)] == [
         1_000 + GRACE]
+
+
+def test_a_timeout_judged_by_a_lease_the_edge_renewed_before_it_reached_the_fold_changes_nothing() -> None:
+    state, _ = run(opened("c1", 100))
+    [timeout] = due_events(state, 80_000, "sweeper", lease_of={EDGE: lease(50_000)}.get)
+    renewed = {EDGE: lease(79_000)}.get  # written while the sweeper judged: the fold reads it first
+
+    after, changes = apply(state, timeout, renewed)
+    assert after is not None and [c.connection_id for c in after.connections] == ["c1"]
+    assert changes == []
+    assert apply(state, timeout, {EDGE: lease(50_000)}.get)[0].connections == ()  # not renewed: it applies
 
 
 def test_a_lease_vouches_for_its_ttl_when_the_connections_timeout_is_shorter() -> None:
     state, _ = run(opened("c1", 100, timeout=3_000))
 
-    assert due_events(state, 60_000 - 1, "sweeper", leases={EDGE: lease(50_000, ttl=10_000)}) == []
-    assert [e.at for e in due_events(state, 60_000, "sweeper", leases={EDGE: lease(50_000, ttl=10_000)})] == [60_000]
+    lease_of = {EDGE: lease(50_000, ttl=10_000)}.get
+
+    assert due_events(state, 60_000 - 1, "sweeper", lease_of=lease_of) == []
+    assert [e.at for e in due_events(state, 60_000, "sweeper", lease_of=lease_of)] == [60_000]
 
 
 def test_a_lease_replayed_or_applied_changes_no_user() -> None:
