@@ -2,7 +2,7 @@
 
 The same pure folds (`streams.core.apply_at`, `streams.channels.apply_member_change_at`) and the same
 records as `streams/agents.py` writes (every change on `presence.changes`, member changes on
-`presence.channel-changes`, user views on `presence.users`, both tables' states on their changelogs,
+`presence.channel-changes`, user views on `presence.users`, the tables' states on their changelogs,
 channel views on `presence.channels`), without Faust: one consumer in a group, states in dicts, one
 idempotent producer with a short linger, offsets committed every second. It leaves out what the
 comparison does not measure: probes, dead letters, the sweeper, hole filling, table recovery.
@@ -19,20 +19,21 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from schemas.changes import ChannelExpired, MemberChange, MemberJoined, MemberLeft, MemberTyping, MemberUpdated
 from schemas.codec import decode, decode_change, encode
-from schemas.events import EdgeProbed, EventBatch
-from schemas.state import ChannelState, UserPresence
+from schemas.events import EdgeLeased, EdgeProbed, EventBatch
+from schemas.state import ChannelState, EdgeLease, UserPresence
 from schemas.topics import (
     CHANGES,
     CHANNEL_CHANGES,
     CHANNELS,
     CHANNELS_CHANGELOG,
     EVENTS,
+    LEASES_CHANGELOG,
     PROCESSOR_GROUP,
     USERS,
     USERS_CHANGELOG,
 )
 from streams.channels import apply_member_change_at
-from streams.core import apply_at, user_view
+from streams.core import apply_at, renewed, user_view
 
 MEMBER = (MemberJoined, MemberUpdated, MemberLeft, MemberTyping)
 COMMIT_EVERY_S = 1.0
@@ -47,6 +48,7 @@ async def run(bootstrap: str, linger_ms: int) -> None:
     await consumer.start()
     await producer.start()
     users: dict[str, UserPresence] = {}
+    leases: dict[tuple[str, int], EdgeLease] = {}
     channels: dict[str, ChannelState] = {}
     committed_at = time.monotonic()
     try:
@@ -55,7 +57,7 @@ async def run(bootstrap: str, linger_ms: int) -> None:
             for tp, records in batches.items():
                 for record in records:
                     if tp.topic == EVENTS.name:
-                        await _fold_events(producer, users, record.value, record.offset, tp.partition)
+                        await _fold_events(producer, users, leases, record.value, record.offset, tp.partition)
                     else:
                         await _fold_channel(producer, channels, record.value, record.offset, tp.partition)
             if batches and time.monotonic() - committed_at > COMMIT_EVERY_S:
@@ -67,14 +69,19 @@ async def run(bootstrap: str, linger_ms: int) -> None:
         await consumer.stop()
 
 
-async def _fold_events(producer: AIOKafkaProducer, users: dict[str, UserPresence], value: bytes, offset: int,
-                       partition: int) -> None:
+async def _fold_events(producer: AIOKafkaProducer, users: dict[str, UserPresence],
+                       leases: dict[tuple[str, int], EdgeLease], value: bytes, offset: int, partition: int) -> None:
     batch = decode(value, EventBatch)
     for index, event in enumerate(batch.events):
         if isinstance(event, EdgeProbed):
             continue
+        if isinstance(event, EdgeLeased):
+            lease = leases[event.edge_id, partition] = renewed(leases.get((event.edge_id, partition)), event)
+            await producer.send(LEASES_CHANGELOG, encode(lease), key=f"{event.edge_id}/{partition}".encode(),
+                                partition=partition)
+            continue
         before = users.get(event.user_id)
-        after, changes = apply_at(before, event, offset, index)
+        after, changes = apply_at(before, event, offset, index, lambda edge_id: leases.get((edge_id, partition)))
         if after is before or after is None:
             continue
         users[event.user_id] = after

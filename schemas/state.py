@@ -93,8 +93,7 @@ class EdgeLease:
     v: int = SCHEMA_VERSION
 
     def covers(self, connection: Connection) -> bool:
-        return (connection.edge_id == self.edge_id and connection.opened_at >= self.since
-                and connection.dropped_at is None)
+        return connection.edge_id == self.edge_id and connection.opened_at >= self.since
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

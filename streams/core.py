@@ -187,6 +187,9 @@ def _deadline(connection: Connection, lease_of: LeaseOf) -> tuple[int, int | Non
     lease = lease_of(connection.edge_id)
     if lease is None or not lease.covers(connection):
         return connection.deadline, None
+    if connection.dropped_at is not None and connection.grace_ms is not None:
+        # Vouched for until its edge saw it drop: the reconnect grace runs from there.
+        return connection.dropped_at + connection.grace_ms, connection.dropped_at
     return max(connection.deadline, lease.at + max(connection.timeout_in_force_ms, lease.ttl_ms)), lease.at
 
 

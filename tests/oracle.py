@@ -19,8 +19,9 @@ Rules, as the docs state them:
   A timeout the sweeper judged by the edge's lease names the lease's renewal (`alive_at`): the
   last time the connection was known alive.
 - An edge's newest lease in a partition (`edge.leased`, a later `since` takes over) keeps the
-  connections it opened since then and that are not dropped alive until its `at` plus the larger of
-  their timeout and its `ttl_ms`: a timeout before that changes nothing. Leases change no user.
+  connections it opened since then alive until its `at` plus the larger of their timeout and its
+  `ttl_ms`, a dropped one until its drop plus the grace: a timeout before that changes nothing.
+  Leases change no user.
 """
 
 from __future__ import annotations
@@ -86,9 +87,12 @@ class Lease:
     ttl_ms: int
 
     def deadline(self, conn: Conn) -> int | None:
-        """Until when it keeps `conn` alive; None if it does not cover it (another process, or dropped)."""
-        if conn.opened_at < self.since or conn.dropped_at is not None:
+        """Until when it keeps `conn` alive (a dropped one: through the grace from its drop); None if
+        it does not cover it (a connection of an earlier process of the edge)."""
+        if conn.opened_at < self.since:
             return None
+        if conn.dropped_at is not None and conn.grace_ms is not None:
+            return conn.dropped_at + conn.grace_ms
         return self.at + max(conn.timeout(), self.ttl_ms)
 
 

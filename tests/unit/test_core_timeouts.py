@@ -211,16 +211,24 @@ def test_a_connection_its_edges_lease_covers_is_due_a_timeout_after_the_renewal_
     assert isinstance(changes[1], UserWentOffline) and changes[1].last_seen == 50_000
 
 
-def test_a_lease_covers_neither_another_edges_connections_nor_an_earlier_process_nor_a_dropped_connection() -> None:
+def test_a_lease_covers_neither_another_edges_connections_nor_an_earlier_process() -> None:
     state, _ = run(opened("c1", 100))
     own_deadline = TIMEOUT + 100
 
     for leases in ({"edge-2": lease(50_000, edge="edge-2")}, {EDGE: lease(50_000, since=101)}):
         [timeout] = due_events(state, own_deadline, "sweeper", lease_of=leases.get)
         assert timeout.at == own_deadline and isinstance(timeout, ConnectionTimedOut) and timeout.alive_at is None
-    dropped_state, _ = run(opened("c1", 100), dropped("c1", 1_000))
-    assert [e.at for e in due_events(dropped_state, 1_000 + GRACE, "sweeper", lease_of={EDGE: lease(50_000)}.get)] == [
-        1_000 + GRACE]
+
+
+def test_a_connection_its_lease_covered_keeps_the_whole_reconnect_grace_from_its_drop() -> None:
+    state, _ = run(opened("c1", 100), dropped("c1", 60_000))  # its own heartbeat deadline passed long ago
+    lease_of = {EDGE: lease(59_000)}.get
+
+    assert due_events(state, 60_000 + GRACE - 1, "sweeper", lease_of=lease_of) == []
+    [timeout] = due_events(state, 60_000 + GRACE, "sweeper", lease_of=lease_of)
+    assert isinstance(timeout, ConnectionTimedOut) and timeout.alive_at == 60_000
+    after, _ = apply(state, timeout, lease_of)
+    assert after is not None and after.connections == () and after.last_seen == 60_000
 
 
 def test_a_timeout_judged_by_a_lease_the_edge_renewed_before_it_reached_the_fold_changes_nothing() -> None:
