@@ -62,9 +62,11 @@ class ConnectionDropped(Event):
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ConnectionTimedOut(Event):
     """Written by the sweeper when a connection's deadline passed; applied only if still overdue at `at`.
+    Also written by the connection's own edge when its client sent nothing for longer than its timeout.
 
-    `alive_at` is when the connection was last vouched for by its edge's lease (`edge.leased`), when
-    that is what kept it: the user's `last_seen` becomes that time, not its last heartbeat.
+    `alive_at` is when the connection was last known alive, when that is later than its last heartbeat:
+    the renewal of its edge's lease (`edge.leased`) that kept it, or, from its edge, its last frame.
+    The user's `last_seen` becomes that time.
     """
 
     type: ClassVar[str] = "connection.timed_out"

@@ -119,6 +119,11 @@ class Liveness:
             if active:
                 connection.last_active = max(connection.last_active, at)
 
+    def last_activity(self, connection_id: str) -> int | None:
+        """When the connection last sent a frame."""
+        connection = self._connections.get(connection_id)
+        return None if connection is None else connection.last_activity
+
     def activity_logged(self, connection_id: str, at: int) -> None:
         """An event of the connection was written: it is the user's activity in the log, no heartbeat
         needs to report it."""

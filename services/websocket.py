@@ -29,6 +29,7 @@ from schemas.events import (
     ConnectionClosed,
     ConnectionDropped,
     ConnectionOpened,
+    ConnectionTimedOut,
     Event,
     TypingStarted,
     TypingStopped,
@@ -167,6 +168,7 @@ class Session:
         self._closing: asyncio.Task[None] | None = None  # held so the close is not garbage-collected
         self._timeout_ms = edge.settings.timeout_ms  # the connection's own, as its events set it
         self._channel_timeouts: dict[str, int] = {}  # joined channels with a timeout of their own
+        self._silent_since: int | None = None  # its last frame, once ended for silence
 
     async def _write(self, event: Event) -> None:
         """Writes an event of this connection's user; being one, it is their activity in the log."""
@@ -328,6 +330,7 @@ class Session:
         self.edge.liveness.set_timeout(self.connection_id, self._timeout_in_force())
 
     def _silent(self) -> None:
+        self._silent_since = self.edge.liveness.last_activity(self.connection_id)
         self._expel(ApiError("connection.timed_out", "no frame for longer than the connection's presence timeout "
                              f"({self._timeout_in_force() / 1000:g} s or more)"))
 
@@ -407,6 +410,8 @@ class Session:
         self._writer.cancel()
         if clean:
             event = self._event(ConnectionClosed)
+        elif self._silent_since is not None:  # it timed out here: no reconnect grace, last seen at its last frame
+            event = self._event(ConnectionTimedOut, alive_at=self._silent_since)
         else:
             event = self._event(ConnectionDropped, grace_ms=self.edge.settings.grace_ms)
         try:

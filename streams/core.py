@@ -249,8 +249,9 @@ def _dropped(state: UserPresence, e: ConnectionDropped) -> UserPresence:
 
 
 def _kept_alive(state: UserPresence, e: ConnectionTimedOut, lease_of: LeaseOf) -> bool:
+    """A lease renewed since the sweep keeps the connection; its own edge's word that it went silent stands."""
     connection = _find(state, e.connection_id)
-    return connection is not None and e.at < _deadline(connection, lease_of)[0]
+    return connection is not None and e.edge_id != connection.edge_id and e.at < _deadline(connection, lease_of)[0]
 
 
 def _timed_out(state: UserPresence, e: ConnectionTimedOut) -> UserPresence:

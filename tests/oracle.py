@@ -155,7 +155,8 @@ def take(users: dict[str, Expected], e: Event, leases: Leases) -> None:
         conn = user.conns.get(e.connection_id) if user is not None else None
         lease = leases.get(conn.edge_id) if conn is not None else None
         kept_until = lease.deadline(conn) if lease is not None and conn is not None else None
-        if user is not None and kept_until is not None and e.at < kept_until:
+        if user is not None and conn is not None and e.edge_id != conn.edge_id and kept_until is not None \
+                and e.at < kept_until:
             step(user, e, lambda user, e: None)  # renewed after the sweep: like a heartbeat after it
             return
     if isinstance(e, UserForgotten):

@@ -258,3 +258,18 @@ def test_a_lease_replayed_or_applied_changes_no_user() -> None:
 
     assert apply(state, renewal) == (state, [])
     assert apply(None, renewal) == (None, [])
+
+
+def test_the_connections_own_edge_times_it_out_for_silence_whatever_its_lease_and_names_its_last_frame() -> None:
+    state, _ = run(opened("c1", 100))
+    silent = ConnectionTimedOut(event_id="edge-timeout", user_id="u", connection_id="c1", edge_id=EDGE, at=70_000,
+                                alive_at=67_000)
+    from_sweeper = ConnectionTimedOut(event_id="sweep", user_id="u", connection_id="c1", edge_id="sweeper",
+                                      at=70_000)
+    lease_of = {EDGE: lease(69_000)}.get
+
+    assert apply(state, from_sweeper, lease_of)[0] is not None
+    assert apply(state, from_sweeper, lease_of)[0].connections != ()  # the lease keeps it
+    after, changes = apply(state, silent, lease_of)
+    assert after is not None and after.connections == () and after.last_seen == 67_000
+    assert [type(c) for c in changes] == [UserWentOffline]
