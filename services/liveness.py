@@ -10,12 +10,11 @@ auto-away), each on its own schedule (an interval after it was tracked, then eve
 the same records as the leases.
 
 The same ticks end silent connections: one that sent nothing for longer than its presence timeout
-is handed to its `on_silent` callback once (the session closes it with `connection.timed_out`), so
-a connection whose client went away is never left vouched for. The timeout is the larger of what
-the session stamped in its own events and what the processor holds for the connection
-(services/processor_watch.py): an error on the late side is caught by the processor's own
-timeout, which closes the socket too, while one on the early side would cut off a client that was
-within the timeout it was given.
+is handed to its `on_silent` callback once (the session closes it and writes `connection.timed_out`),
+so a connection whose client went away is never left vouched for. The timeout is the one the
+processor holds for the connection (services/processor_watch.py), which follows updates made
+elsewhere too (REST, another device), once a state of it was read; before that, the one the
+session stamped in its own events.
 
 The leases measure the processor's lag as this edge sees it (`processor_lag_s`, the metric
 `presence_processor_lag_seconds`): how long the oldest renewal written has waited until the
@@ -56,7 +55,7 @@ class _Liveness:
     def silence_limit_ms(self) -> int | None:
         if self.timeout_ms is None:
             return None
-        return max(self.timeout_ms, self.processor_timeout_ms or 0)
+        return self.processor_timeout_ms or self.timeout_ms
 
 
 TICKS_PER_INTERVAL = 5

@@ -118,14 +118,15 @@ def test_the_silence_limit_follows_the_connections_own_timeout() -> None:
     assert alive.end_silent(T0 + 10_001) == ["c1"]
 
 
-def test_the_processors_longer_timeout_wins_and_a_shorter_one_is_left_to_the_processor() -> None:
+def test_the_timeout_the_processor_holds_is_the_one_in_force_once_seen() -> None:
     alive, _ = liveness()
     alive.track("longer", "alice", T0, timeout_ms=30_000, on_silent=lambda: None)
     alive.track("shorter", "bob", T0, timeout_ms=30_000, on_silent=lambda: None)
     alive.processor_holds("longer", held("longer", timeout_ms=300_000))  # set over REST or on another device
-    alive.processor_holds("shorter", held("shorter", timeout_ms=5_000))  # the processor times it out first
+    alive.processor_holds("shorter", held("shorter", timeout_ms=5_000))
 
-    assert alive.end_silent(T0 + 30_001) == ["shorter"]
+    assert alive.end_silent(T0 + 5_001) == ["shorter"]
+    assert alive.end_silent(T0 + 30_001) == []
     assert alive.end_silent(T0 + 300_001) == ["longer"]
 
 
