@@ -123,6 +123,11 @@ class Liveness:
         connection = self._connections.get(connection_id)
         return None if connection is None else connection.last_activity
 
+    def silence_limit_ms(self, connection_id: str) -> int | None:
+        """How long the connection may stay silent: the timeout in force for it."""
+        connection = self._connections.get(connection_id)
+        return None if connection is None else connection.silence_limit_ms()
+
     def activity_logged(self, connection_id: str, at: int) -> None:
         """An event of the connection was written: it is the user's activity in the log, no heartbeat
         needs to report it."""

@@ -331,8 +331,9 @@ class Session:
 
     def _silent(self) -> None:
         self._silent_since = self.edge.liveness.last_activity(self.connection_id)
+        limit_ms = self.edge.liveness.silence_limit_ms(self.connection_id) or self._timeout_in_force()
         self._expel(ApiError("connection.timed_out", "no frame for longer than the connection's presence timeout "
-                             f"({self._timeout_in_force() / 1000:g} s or more)"))
+                             f"({limit_ms / 1000:g} s)"))
 
     def _gone_from_processor(self) -> None:
         self._expel(ApiError("connection.timed_out", "the processor timed the connection out: its heartbeats did "

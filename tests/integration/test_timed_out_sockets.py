@@ -94,9 +94,10 @@ async def test_a_half_open_client_that_wakes_up_is_closed_not_left_open_and_offl
         print(f"online again {again_s:.2f} s after reconnecting")
 
 
-async def test_a_socket_whose_connection_the_processor_timed_out_is_closed(stack: Stack, connect, channel: str) -> None:
-    """The processor times the connection out before the edge's own silence limit: a per-user timeout
-    lowered over REST is in force at the processor, the longer one this socket asked for at the edge."""
+async def test_a_timeout_lowered_over_rest_closes_the_silent_socket_at_the_lowered_timeout(
+        stack: Stack, connect, channel: str) -> None:
+    """A per-user timeout lowered over REST is in force at the processor: the edge reads it from the
+    processor's state and ends the silent socket at it, not at the longer one this socket asked for."""
     watcher, subject_id = await connect(user("watcher")), user("subject")
     async with heartbeating(watcher):
         await watcher.join(channel)
@@ -114,9 +115,9 @@ async def test_a_socket_whose_connection_the_processor_timed_out_is_closed(stack
         await eventually(lambda: closed_timed_out(subject), timeout_s=10)
         closed_after = time.monotonic() - lowered
         [error] = error_frames(subject)
-        assert "processor" in str(error["message"])
-        print(f"\nsocket the processor timed out closed {closed_after:.2f} s after the 1 s timeout was applied "
-              "(the edge's own limit: 30 s)")
+        assert "presence timeout (1 s)" in str(error["message"])
+        print(f"\nsilent socket closed {closed_after:.2f} s after the 1 s timeout was applied over REST "
+              "(the socket's own: 30 s)")
         assert closed_after < 10
         again_s = await back_online(stack, connect, watcher, channel, subject_id)
         print(f"online again {again_s:.2f} s after reconnecting")
