@@ -171,3 +171,29 @@ def plots(phases: list[Phase], out: Path) -> list[str]:
         plt.close(fig)
         files.append("latency_over_time.png")
     return files
+
+
+def cpu_plot(rows: list[dict[str, Any]], out: Path) -> str:
+    """CPU per process in each workload (bars, % of one core), from the rows of results.json's `phases`."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [n for n in dict.fromkeys(n for r in rows for n in r["usage"]) if not n.startswith("(other")]
+    fig, ax = plt.subplots(figsize=(11, 5))
+    width = 0.8 / max(1, len(names))
+    for i, name in enumerate(names):
+        values = [r["usage"].get(name, {}).get("cpu_pct", 0) for r in rows]
+        ax.bar(np.arange(len(rows)) + i * width, values, width, label=name)
+    ax.set_xticks(np.arange(len(rows)) + 0.4 - width / 2, [r["name"] for r in rows], rotation=30, fontsize=7,
+                  ha="right")
+    ax.axhline(200, color="grey", linewidth=0.8)
+    ax.set_ylabel("% of one core (the machine has 200 %)")
+    ax.set_title("CPU per process in each workload")
+    ax.legend(fontsize=7)
+    ax.grid(True, axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out / "cpu.png", dpi=100)
+    plt.close(fig)
+    return "cpu.png"

@@ -607,6 +607,7 @@ class Run:
         self.out.mkdir(parents=True, exist_ok=True)
         try:
             self.results["plots"] = report.plots(self.phases, self.out)
+            self.results["plots"].append(report.cpu_plot(list(self.results["phases"].values()), self.out))
             if self.timeline is not None and self.timeline.samples:
                 self.timeline.plot(self.out / "timeline.png")
                 self.results["plots"].append("timeline.png")
