@@ -26,6 +26,7 @@ from schemas.codec import DecodeError, decode, decode_change, encode
 from schemas.dead_letters import DeadLetter
 from schemas.events import EdgeLeased, EdgeProbed, Event, EventBatch, PresenceUpdated
 from schemas.probes import ProbeAnswered
+from schemas.state import EdgeLease
 from streams import progress
 from streams.app import (
     app,
@@ -44,7 +45,7 @@ from streams.app import (
 )
 from streams.channels import apply_member_change_at
 from streams.continuity import InOrder, LogReader, Record
-from streams.core import apply_at, renewed, user_view
+from streams.core import LeaseOf, apply_at, renewed, user_view
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,7 @@ async def fold_events(stream: Any) -> None:
         except DecodeError as exc:
             await _dead_letter(record, record.value, exc)
             continue
+        lease_of = _leases_in(record.partition)
         for index, event in enumerate(batch.events):
             if isinstance(event, EdgeProbed):
                 await _forward_probe(event, record.partition)
@@ -67,16 +69,23 @@ async def fold_events(stream: Any) -> None:
                 _renew(event, record.partition)
                 continue
             try:
-                await _fold(event, record.offset, index, record.partition)
+                await _fold(event, record.offset, index, lease_of)
             except Exception as exc:  # one event that breaks the fold must not stop its partition
                 await _dead_letter(record, encode(event), exc)
         last_at = max((e.at for e in batch.events), default=0)
         progress.processed(record.partition, record.offset, last_at)
 
 
-async def _fold(event: Event, offset: int, index: int, partition: int) -> None:
+def _leases_in(partition: int) -> LeaseOf:
+    def lease_of(edge_id: str) -> EdgeLease | None:
+        return leases.get(lease_key(edge_id, partition))
+
+    return lease_of
+
+
+async def _fold(event: Event, offset: int, index: int, lease_of: LeaseOf) -> None:
     before = users.get(event.user_id)
-    after, changes = apply_at(before, event, offset, index, lambda edge_id: leases.get(lease_key(edge_id, partition)))
+    after, changes = apply_at(before, event, offset, index, lease_of)
     shown = None if before is None or before.forgotten else before  # what the views show of the user
     key = event.user_id.encode()
     if after is before:

@@ -74,6 +74,20 @@ async def test_activity_is_reported_once_by_a_heartbeat_an_interval_after_it_was
         "alice", "c1", "edge-1", T0 + 2_000, T0 + 1_000)
 
 
+async def test_activity_an_event_already_logged_is_not_reported_again() -> None:
+    alive, log = liveness(since=T0 - 1)
+    await alive.report(T0 - 1)  # the first lease
+    alive.track("c1", "alice", T0)
+    alive.touch("c1", T0 + 1_000, active=True)  # an update frame ...
+    alive.activity_logged("c1", T0 + 1_001)  # ... whose event was written
+
+    await alive.report(T0 + INTERVAL_MS)
+    assert log.heartbeats() == []
+    alive.touch("c1", T0 + 2_000, active=True)  # a subscribe: no event of its own
+    await alive.report(T0 + 2 * INTERVAL_MS)
+    assert [b.active_at for b in log.heartbeats()] == [T0 + 2_000]
+
+
 async def test_connections_tracked_at_different_times_are_reported_at_different_ticks() -> None:
     alive, log = liveness()
     for n in range(10):
