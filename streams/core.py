@@ -173,6 +173,19 @@ def due_events(state: UserPresence, now: int, sweeper_id: str, forget_after_ms: 
     return due
 
 
+def next_due_at(state: UserPresence, forget_after_ms: int | None = None, lease_of: LeaseOf = _no_lease) -> int | None:
+    """The earliest time `due_events` has something for this state (None: nothing will ever be due)."""
+    deadlines = [_deadline(c, lease_of)[0] for c in state.connections]
+    deadlines += state.typing.values()
+    if state.status_expires_at is not None:
+        deadlines.append(state.status_expires_at)
+    if (idle_at := _idle_at(state)) is not None:
+        deadlines.append(idle_at)
+    if forget_after_ms is not None and not state.connections:
+        deadlines.append((state.last_seen or 0) + forget_after_ms)
+    return min(deadlines, default=None)
+
+
 def renewed(held: EdgeLease | None, lease: EdgeLeased) -> EdgeLease:
     """An edge's lease in a partition after `lease`: a later process of the edge (a larger `since`)
     takes over; a late renewal changes nothing."""
