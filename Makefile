@@ -38,8 +38,8 @@ fuzz: venv  ## the WebSocket fuzz of issue 5, large: 12000 hostile frames, at mo
 	PRESENCE_FUZZ_CONNECTIONS=$${PRESENCE_FUZZ_CONNECTIONS:-8} $(BIN)/python -m pytest -s tests/integration/test_ws_fuzz.py
 
 lint: venv
-	$(BIN)/ruff check schemas streams services tests bench
-	$(BIN)/mypy --strict schemas streams services
+	$(BIN)/ruff check schemas streams services tests bench clients
+	$(BIN)/mypy --strict schemas streams services clients
 
 clean:  ## the virtualenv and caches; Kafka's jars (.cache/) and log (.presence/) stay
 	rm -rf $(VENV) .pytest_cache .mypy_cache

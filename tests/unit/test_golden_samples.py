@@ -77,4 +77,5 @@ def test_every_record_type_of_every_topic_has_a_sample() -> None:
         assert spec.name in TOPIC_SCHEMAS, f"{spec.name}: no schema file"
         schema = TOPIC_SCHEMAS[spec.name]
         missing = {cls.__name__ for cls in FILES[schema][1]} - {cls.__name__ for cls in found.get(schema, set())}
-        assert not missing, f"{spec.name} ({schema}): no sample in schemas/samples/ holds {sorted(missing)}"
+        assert not missing, (f"{spec.name} ({schema}): no sample in schemas/samples/ holds {sorted(missing)}; "
+                             "write one with schemas.codec.encode")

@@ -1,0 +1,1 @@
+"""Examples of programs outside the service that read its topics."""

@@ -1,0 +1,1 @@
+"""An example downstream consumer of `presence.changes` (docs/consumers.md)."""
