@@ -17,7 +17,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 IMPURE = {"faust", "asyncio", "time", "datetime", "random", "uuid", "socket", "os"}
-PURE_STREAMS_MODULES = ("streams/core.py", "streams/channels.py", "streams/replay.py")
+PURE_STREAMS_MODULES = ("streams/core.py", "streams/channels.py", "streams/replay.py", "streams/analytics.py")
 
 
 def python_files(package: str) -> list[Path]:
