@@ -46,6 +46,7 @@ _CATALOGUE = (
     ErrorCode("service.broker_unavailable", 503, 1013, True, "The event log did not acknowledge in time."),
     ErrorCode("service.processor_lagging", 503, None, True, "The update was logged but not applied in time."),
     ErrorCode("user.not_found", 404, None, False, "No presence was ever recorded for this user."),
+    ErrorCode("history.forbidden_user", 403, None, False, "A user's history may be read by that user only."),
     ErrorCode("service.not_ready", 503, 1013, True,
               "The read model has not caught up with the log yet, or the processor does not answer."),
     ErrorCode("route.not_found", 404, None, False, "No such route."),

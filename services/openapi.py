@@ -25,6 +25,7 @@ from services.protocol import (
     Limits,
 )
 from services.rest import MAX_PAGE
+from services.timeline_reader import DAY_MS, MAX_EPOCH_MS, MAX_WINDOW_MS
 
 Schema = dict[str, Any]
 
@@ -164,6 +165,7 @@ def _schemas(limits: Limits) -> dict[str, Schema]:
                 "next_cursor": {"type": ["string", "null"], "description": "pass as `cursor` for the next page"},
             },
         },
+        **_timeline_schemas(),
         "PresenceUpdate": _update(policy),
         "PresenceUpdateAccepted": {
             "type": "object",
@@ -196,6 +198,80 @@ def _schemas(limits: Limits) -> dict[str, Schema]:
             },
         },
     }
+
+
+def _timeline_schemas() -> dict[str, Schema]:
+    end = {"type": ["integer", "null"], "description": "UTC epoch milliseconds; null while it lasts"}
+    end_iso = {"type": ["string", "null"], "format": "date-time"}
+    clipped = {"type": "boolean", "description": "not wholly inside the window: true start and end are given"}
+    return {
+        "Session": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["connection_id", "edge_id", "device", "channel", "start", "start_iso", "end", "end_iso",
+                         "end_reason", "clipped"],
+            "properties": {
+                "connection_id": {"type": "string"},
+                "edge_id": {"type": "string"},
+                "device": _TEXT_OR_NULL,
+                "channel": {"type": ["string", "null"], "description": "null: the connection's whole life"},
+                "start": _TIME,
+                "start_iso": _ISO,
+                "end": end,
+                "end_iso": end_iso,
+                "end_reason": {"enum": ["leave", "timeout", "edge_failure", "forgotten", None]},
+                "clipped": clipped,
+            },
+        },
+        "StatusInterval": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["status", "status_text", "status_emoji", "start", "start_iso", "end", "end_iso", "cause",
+                         "clipped"],
+            "properties": {
+                "status": {"type": "string", "description": "as others saw it: offline, away while idle, or the "
+                                                            "chosen status"},
+                "status_text": _TEXT_OR_NULL,
+                "status_emoji": _TEXT_OR_NULL,
+                "start": _TIME,
+                "start_iso": _ISO,
+                "end": end,
+                "end_iso": end_iso,
+                "cause": {"enum": ["connect", "disconnect", "user", "rest", "idle", "expiry", "activity", "forgotten",
+                                   "log_start"]},
+                "clipped": clipped,
+            },
+        },
+        "Timeline": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["user_id", "from", "from_iso", "to", "to_iso", "sessions", "statuses", "position"],
+            "properties": {
+                "user_id": {"type": "string"},
+                "from": _TIME,
+                "from_iso": _ISO,
+                "to": _TIME,
+                "to_iso": _ISO,
+                "sessions": {"type": "array", "items": _ref("Session")},
+                "statuses": {"type": "array", "items": _ref("StatusInterval")},
+                "position": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["partition", "offset"],
+                    "description": "the answer reflects every record of this partition of presence.events below "
+                                   "this offset",
+                    "properties": {"partition": {"type": "integer", "minimum": 0},
+                                   "offset": {"type": "integer", "minimum": 0}},
+                },
+            },
+        },
+    }
+
+
+def _instant(name: str, default: str) -> Schema:
+    return {"name": name, "in": "query", "description": f"epoch milliseconds or ISO 8601 with a zone; {default}",
+            "schema": {"anyOf": [{"type": "integer", "minimum": 0, "maximum": MAX_EPOCH_MS},
+                                 {"type": "string", "format": "date-time"}]}}
 
 
 _ERROR_HEADERS = {
@@ -269,6 +345,22 @@ def _paths(policy: Policy) -> dict[str, Any]:
             "responses": {
                 "200": _json("UserPresence", "the user's current view"),
                 **_errors(*_AUTH_ERRORS, "user.not_found", "route.not_found", "service.not_ready"),
+            },
+        }},
+        "/realtime/users/{user_id}/presence/timeline": {"get": {
+            "summary": "The caller's sessions and status intervals in a window, folded from the log",
+            "description": f"`from` must be before `to`, at most {MAX_WINDOW_MS // DAY_MS} days before it "
+                           "(400 request.invalid otherwise).",
+            "parameters": [
+                {"name": "user_id", "in": "path", "required": True, "example": "alice",
+                 "schema": {"type": "string", "minLength": 1}, "description": "the token's `sub`"},
+                _instant("from", "default: a day before `to`"),
+                _instant("to", "default: now"),
+            ],
+            "responses": {
+                "200": _json("Timeline", "sessions and intervals overlapping [from, to)"),
+                **_errors(*_AUTH_ERRORS, "history.forbidden_user", "request.invalid", "route.not_found",
+                          "service.broker_unavailable"),
             },
         }},
         "/realtime/presence/update": {"post": {

@@ -8,7 +8,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from services import metrics, representation
+from services import metrics, representation, timeline_reader
 from services.auth import Principal, bearer_token
 from services.edge import Edge
 from services.errors import ApiError
@@ -89,6 +89,26 @@ async def user_presence(request: Request) -> Response:
     if view is None:
         raise ApiError("user.not_found")
     return JSONResponse(representation.user(view))
+
+
+async def user_timeline(request: Request) -> Response:
+    """The caller's own sessions and status intervals, folded from its partition of the log."""
+    principal = _principal(request)
+    user_id = request.path_params["user_id"]
+    if user_id != principal.user_id:
+        raise ApiError("history.forbidden_user")
+    query = request.query_params
+    try:
+        from_ms, to_ms = timeline_reader.window(query.get("from"), query.get("to"), now_ms())
+    except ValueError as exc:
+        raise ApiError("request.invalid", str(exc)) from None
+    settings = _edge(request).settings
+    try:
+        timeline = await timeline_reader.user_timeline(settings.bootstrap_servers, settings.partitions, user_id,
+                                                       from_ms, to_ms)
+    except timeline_reader.LogUnavailable as exc:
+        raise ApiError("service.broker_unavailable", f"could not read the user's history: {exc}") from None
+    return JSONResponse(timeline_reader.as_json(timeline))
 
 
 async def update_presence(request: Request) -> Response:

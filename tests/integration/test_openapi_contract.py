@@ -33,6 +33,12 @@ CONFIG = """
 include-path = "/realtime/ws"
 checks.positive_data_acceptance.expected-statuses = ["101", "426"]
 
+# A timeline's window is refused (400 request.invalid) when `from` is not before `to` or more than 31
+# days before it: a relation between two parameters, which OpenAPI cannot state (each is valid alone).
+[[operations]]
+include-path = "/realtime/users/{user_id}/presence/timeline"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "3xx", "400", "401", "403", "404", "409", "429", "5xx"]
+
 # The default list, plus 413: a body over PRESENCE_MAX_BODY_BYTES is refused before it is parsed.
 # JSON Schema has no keyword for a size in bytes, so an oversized invalid body is still a rejection.
 [checks.negative_data_rejection]

@@ -17,7 +17,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 IMPURE = {"faust", "asyncio", "time", "datetime", "random", "uuid", "socket", "os"}
-PURE_STREAMS_MODULES = ("streams/core.py", "streams/channels.py", "streams/replay.py", "streams/analytics.py")
+PURE_STREAMS_MODULES = ("streams/core.py", "streams/channels.py", "streams/replay.py", "streams/analytics.py",
+                        "streams/timeline.py")
 
 
 def python_files(package: str) -> list[Path]:
@@ -105,9 +106,12 @@ def test_streams_do_not_import_services() -> None:
     assert violations(python_files("streams"), {"services"}) == []
 
 
-def test_services_import_of_streams_only_the_pure_channel_core() -> None:
-    shared = {"streams", "streams.channels", "streams.channels.apply_member_change_at"}
-    found = [v for v in violations(python_files("services"), {"streams"}) if v.split(" imports ")[1] not in shared]
+def test_services_import_of_streams_only_the_pure_cores() -> None:
+    # The edge folds channel changes and the history commands replay the log with the processor's own
+    # pure folds; the Faust adapters (which start a Faust app on import) stay out of the edge.
+    pure = {name.removesuffix(".py").replace("/", ".") for name in PURE_STREAMS_MODULES}
+    found = [v for v in violations(python_files("services"), {"streams"})
+             if not any(f"{v.split(' imports ')[1]}.".startswith(f"{module}.") for module in pure)]
 
     assert found == []
 
