@@ -33,13 +33,16 @@ class TopicSpec:
 
 DEFAULT_PARTITIONS = 8
 DAY_MS = 24 * 3600 * 1000
+# How long history is kept (docs/history.md): longer than a user's state lives (30 days, the default
+# PRESENCE_USER_RETENTION_S), so a replay from the start of the log rebuilds every user still known.
+HISTORY_RETENTION_MS = 35 * DAY_MS
 
 EVENTS = TopicSpec(
     name="presence.events",
     key="user id when the batch holds one user's events, else absent; the partition is always partition_for(user id)",
     value="EventBatch",
     cleanup_policy="delete",
-    retention_ms=7 * DAY_MS,
+    retention_ms=HISTORY_RETENTION_MS,
     description="Source of truth: connection, heartbeat, channel, update and timeout events, batched per partition.",
 )
 CHANGES = TopicSpec(
@@ -47,7 +50,7 @@ CHANGES = TopicSpec(
     key="user id",
     value="Change (user.* and member.*)",
     cleanup_policy="delete",
-    retention_ms=7 * DAY_MS,
+    retention_ms=HISTORY_RETENTION_MS,
     description="Every transition of every user, derived by the processor.",
 )
 CHANNEL_CHANGES = TopicSpec(
@@ -55,8 +58,17 @@ CHANNEL_CHANGES = TopicSpec(
     key="channel id",
     value="Change (member.* only)",
     cleanup_policy="delete",
-    retention_ms=DAY_MS,
-    description="Internal repartition of member changes by channel, feeding the channel stage.",
+    retention_ms=HISTORY_RETENTION_MS,
+    description="Repartition of member changes by channel, feeding the channel stage; with the channel "
+                "snapshots, the channels' history.",
+)
+CHANNEL_SNAPSHOTS = TopicSpec(
+    name="presence.channel-snapshots",
+    key="channel id; absent on a snapshot's closing record",
+    value="ChannelSnapshot",
+    cleanup_policy="delete",
+    retention_ms=HISTORY_RETENTION_MS,
+    description="Every PRESENCE_SNAPSHOT_INTERVAL_S, each partition's channels with the position they reflect.",
 )
 CHANNELS = TopicSpec(
     name="presence.channels",
@@ -92,7 +104,7 @@ PROBES = TopicSpec(
     description="Answers to the edges' readiness probes, written by the channel stage (schemas/probes.py).",
 )
 
-ALL = (EVENTS, CHANGES, CHANNEL_CHANGES, CHANNELS, USERS, DEAD_LETTERS, PROBES)
+ALL = (EVENTS, CHANGES, CHANNEL_CHANGES, CHANNEL_SNAPSHOTS, CHANNELS, USERS, DEAD_LETTERS, PROBES)
 
 # The processor's Faust application id, which is also its consumer group: an edge reads the group's
 # committed offsets of `presence.channel-changes` to know where the channels changelog leaves off.

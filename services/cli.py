@@ -5,8 +5,12 @@
     presence worker   one processor worker (faust-streaming)
     presence edge     one edge (uvicorn)
     presence token    mint a development JWT
-    presence analytics  concurrency, peaks, time in status and typing from the log (docs/analytics.md)
-    presence timeline  a user's sessions and status intervals, from the log (docs/guides/timelines.md)
+
+History, read from the log (docs/history.md):
+    presence replay     rebuild the presence tables from the log; print their hash and the live tables'
+    presence at         a channel's members at a past instant
+    presence timeline   a user's sessions and status intervals
+    presence analytics  concurrency, peaks, time in status and typing (docs/analytics.md)
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from pathlib import Path
 import httpx
 
 from schemas.topics import DEFAULT_PARTITIONS
-from services import analytics_command, timeline_command
+from services import analytics_command, history_command, replay_command, timeline_command
 from services.auth import mint_token
 from services.broker import RunningBroker, ensure_topics, start_broker
 from services.kafka import KafkaNode, KafkaUnavailable
@@ -50,11 +54,13 @@ def main(argv: list[str] | None = None) -> None:
     token.add_argument("user_id")
     token.add_argument("--channels", help="comma-separated channel ids or glob patterns; default: all")
     token.add_argument("--ttl", type=int, default=24 * 3600, help="seconds until it expires")
-    analytics_command.add_parser(commands)
-    timeline_command.add_parser(commands)
+    for history in (replay_command, history_command, timeline_command, analytics_command):
+        history.add_parser(commands)
     args = parser.parse_args(argv)
-    {"up": _up, "broker": _broker, "worker": _worker, "edge": _edge, "token": _token,
-     "analytics": analytics_command.run, "timeline": timeline_command.run}[args.command](args)
+    builtin = {"up": _up, "broker": _broker, "worker": _worker, "edge": _edge, "token": _token}
+    runs = {"replay": replay_command.run, "at": history_command.run, "timeline": timeline_command.run,
+            "analytics": analytics_command.run}
+    {**builtin, **runs}[args.command](args)
 
 
 def _token(args: argparse.Namespace) -> None:

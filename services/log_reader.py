@@ -34,6 +34,18 @@ def reader(bootstrap: str, client_id: str = "presence-history") -> AIOKafkaConsu
                             isolation_level="read_committed")
 
 
+async def extent(bootstrap: str, topic: str) -> dict[int, tuple[int, int]]:
+    """Each partition's first kept offset and its end: how much a whole read has to go through."""
+    consumer = reader(bootstrap)
+    await consumer.start()
+    try:
+        parts = await topic_partitions(consumer, topic, timeout_s=2)
+        firsts, ends = await consumer.beginning_offsets(parts), await consumer.end_offsets(parts)
+        return {tp.partition: (firsts[tp], ends[tp]) for tp in parts}
+    finally:
+        await consumer.stop()
+
+
 async def read(bootstrap: str, topic: str, spans: Sequence[Span] | None = None
                ) -> AsyncIterator[list[ConsumerRecord[bytes, bytes]]]:
     """Batches of records, each batch from one partition in offset order. Every partition of the topic

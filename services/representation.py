@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from schemas.changes import ChannelView, Departure, Member, UserView
+from services.history import ChannelAt
 
 
 def iso(ms: int | None) -> str | None:
@@ -76,4 +77,19 @@ def diff(view: ChannelView) -> dict[str, Any]:
         "leaves": [departure(d) for d in view.leaves],
         "updates": [member(m) for m in view.updates],
         "typing": list(view.typing),
+    }
+
+
+def channel_at(past: ChannelAt) -> dict[str, Any]:
+    """A channel's members at a past instant: the shape of a live read, plus the instant and the log
+    position that answers it (`from_snapshot`: the offset its fold started at, null for the log's start)."""
+    state = past.state
+    return {
+        "channel": past.channel,
+        "seq": state.seq if state is not None else 0,
+        "occupancy": len(state.members) if state is not None else 0,
+        "typing": list(state.typing) if state is not None else [],
+        "at": past.at,
+        "at_iso": iso(past.at),
+        "position": {"partition": past.partition, "offset": past.position, "from_snapshot": past.snapshot_position},
     }

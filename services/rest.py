@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
+from aiokafka.errors import KafkaError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from services import metrics, representation, timeline_reader
+from services import history, metrics, representation, timeline_reader
 from services.auth import Principal, bearer_token
 from services.edge import Edge
 from services.errors import ApiError
 from services.event_log import new_id, now_ms
+from services.instants import instant
 from services.protocol import check_channel, parse_update_body
 from services.updates import update_event
 
 MAX_PAGE = 1000
+HISTORY_TIMEOUT_S = 30.0
 # Idempotency keys map to event ids under this namespace; the core drops a repeated event id.
 IDEMPOTENCY_NAMESPACE = uuid.UUID("6f6c3a52-8e0e-4d6e-9a43-1b0f5f0c9b1e")
 
@@ -62,16 +66,24 @@ async def channel_presence(request: Request) -> Response:
     channel = check_channel(request.path_params["channel"])
     principal.require_channel(channel)
     edge = _edge(request)
-    _ready(edge)
     # Every parameter is checked, also those that `count_only` makes moot: a bad one is an error either way.
     count_only = _flag(request, "count_only", False)
     include_metadata = _flag(request, "include_metadata", True)
     after, limit, status = _cursor(request), _limit(request), request.query_params.get("status")
-    view = edge.read_model.view(channel)
-    body = {"channel": channel, "seq": view.seq, "occupancy": len(view.members), "typing": list(view.typing)}
+    at = request.query_params.get("at")
+    body: dict[str, Any]
+    if at is None:
+        _ready(edge)
+        view = edge.read_model.view(channel)
+        body = {"channel": channel, "seq": view.seq, "occupancy": len(view.members), "typing": list(view.typing)}
+        members = view.members
+    else:
+        past = await _channel_at(edge, channel, at)
+        members = past.state.members if past.state is not None else ()
+        body = representation.channel_at(past)
     if count_only:
         return JSONResponse(body)
-    matching = [m for m in view.members if m.user_id > after and (status is None or m.status == status)]
+    matching = [m for m in members if m.user_id > after and (status is None or m.status == status)]
     page = matching[:limit]
     next_cursor = None
     if len(matching) > limit:
@@ -79,6 +91,18 @@ async def channel_presence(request: Request) -> Response:
     body["members"] = [representation.member(m, include_metadata) for m in page]
     body["next_cursor"] = next_cursor
     return JSONResponse(body)
+
+
+async def _channel_at(edge: Edge, channel: str, at: str) -> history.ChannelAt:
+    try:
+        when = instant(at, "at")
+    except ValueError as exc:
+        raise ApiError("request.invalid", str(exc)) from None
+    try:
+        async with asyncio.timeout(HISTORY_TIMEOUT_S):
+            return await history.channel_at(edge.settings.bootstrap_servers, edge.settings.partitions, channel, when)
+    except (KafkaError, TimeoutError) as exc:
+        raise ApiError("service.broker_unavailable", f"could not read the channel's history: {exc!r}") from None
 
 
 async def user_presence(request: Request) -> Response:

@@ -27,7 +27,7 @@ from schemas.dead_letters import DeadLetter
 from schemas.events import EdgeLeased, EdgeProbed, Event, EventBatch, PresenceUpdated
 from schemas.probes import ProbeAnswered
 from schemas.state import EdgeLease
-from streams import progress
+from streams import progress, snapshots
 from streams.app import (
     app,
     changes_topic,
@@ -154,6 +154,9 @@ async def _publish(change: Change) -> None:
 @app.agent(channel_changes_topic)
 async def fold_member_changes(stream: Any) -> None:
     async for record in in_order.records(stream):
+        # Nothing below awaits before the table holds this record's change: a snapshot between two
+        # records reflects exactly those before its position.
+        snapshots.applied(record.partition, record.offset)
         try:
             change = decode_change(decode(record.value, dict))
             if isinstance(change, ProbeForwarded):

@@ -47,6 +47,7 @@ def _topic(spec: topics.TopicSpec) -> faust.TopicT:
 events_topic = _topic(topics.EVENTS)
 changes_topic = _topic(topics.CHANGES)
 channel_changes_topic = _topic(topics.CHANNEL_CHANGES)
+channel_snapshots_topic = _topic(topics.CHANNEL_SNAPSHOTS)
 channels_topic = _topic(topics.CHANNELS)
 users_topic = _topic(topics.USERS)
 dead_letters_topic = _topic(topics.DEAD_LETTERS)

@@ -173,6 +173,7 @@ class Reprojection:
         self.changes: list[Change] = []
         self._due: dict[int, list[tuple[int, str]]] = {}  # per partition, a heap of (when, user id) ...
         self._next: dict[str, int] = {}  # ... of which only each user's earliest counts
+        self._silent: dict[str, list[ConnectionTimedOut]] = {}  # by user: edge timeouts the new policy defers
         self._until = 0
 
     def fold(self, partition: int, offset: int, batch: EventBatch) -> None:
@@ -186,7 +187,10 @@ class Reprojection:
             if isinstance(event, SWEEPER_EVENTS) or (isinstance(event, ConnectionTimedOut)
                                                      and not self._by_own_edge(event)):
                 continue
-            self._take(tables.fold_event(partition, offset, index, self.policy.stamp(event), lease_of))
+            step = tables.fold_event(partition, offset, index, self.policy.stamp(event), lease_of)
+            if isinstance(event, ConnectionTimedOut) and _holds(step.after, event.connection_id):
+                self._defer(partition, event)
+            self._take(step)
 
     def finish(self) -> Tables:
         """Expiries due by the last event's time applied: the state as of the end of the log."""
@@ -195,10 +199,19 @@ class Reprojection:
         return self.tables
 
     def _by_own_edge(self, event: ConnectionTimedOut) -> bool:
-        """A timeout the connection's own edge wrote (its client went silent) is a fact, not policy."""
+        """A timeout the connection's own edge wrote says its client went silent after `alive_at`: a fact."""
         state = self.tables.users.get(event.user_id)
         return state is not None and any(c.connection_id == event.connection_id and c.edge_id == event.edge_id
                                          for c in state.connections)
+
+    def _defer(self, partition: int, event: ConnectionTimedOut) -> None:  # the new timeout refused it
+        """The client's silence under a longer timeout: its edge would have closed it that much later."""
+        state = self.tables.users[event.user_id]
+        connection = next(c for c in state.connections if c.connection_id == event.connection_id)
+        when = max(event.alive_at or event.at, connection.last_heartbeat) + connection.timeout_in_force_ms
+        deferred = replace(event, event_id=f"{event.event_id}:deferred", at=when)
+        self._silent.setdefault(event.user_id, []).append(deferred)
+        self._schedule(partition, event.user_id, when)
 
     def _take(self, step: Step) -> None:
         self.changes.extend(step.changes)
@@ -222,9 +235,19 @@ class Reprojection:
             state = self.tables.users.get(user_id)
             if state is None:
                 continue
-            for event in due_events(state, when, REPROJECTION_SWEEPER, self.policy.user_retention_ms, lease_of):
+            silent = self._silent.pop(user_id, [])
+            for event in [e for e in silent if e.at <= when] + due_events(
+                    state, when, REPROJECTION_SWEEPER, self.policy.user_retention_ms, lease_of):
                 self._take(self.tables.fold_event(partition, -1, -1, event, lease_of))
             state = self.tables.users.get(user_id)
-            later = next_due_at(state, self.policy.user_retention_ms, lease_of) if state is not None else None
+            if still := [e for e in silent if e.at > when]:
+                self._silent[user_id] = still
+            later = min((e.at for e in still), default=None)
+            if state is not None and (swept := next_due_at(state, self.policy.user_retention_ms, lease_of)):
+                later = swept if later is None else min(later, swept)
             if later is not None:  # never at or before `when` again: what was due then was applied or refused
                 self._schedule(partition, user_id, max(later, when + 1))
+
+
+def _holds(state: UserPresence | None, connection_id: str) -> bool:
+    return state is not None and any(c.connection_id == connection_id for c in state.connections)

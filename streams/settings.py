@@ -21,6 +21,7 @@ class WorkerSettings:
     partitions: int
     worker_id: str
     sweep_interval_s: float
+    snapshot_interval_s: float
     channel_retention_s: float
     user_retention_s: float
     fetch_wait_ms: int
@@ -54,6 +55,7 @@ class WorkerSettings:
             partitions=config("PRESENCE_PARTITIONS", cast=int, default=DEFAULT_PARTITIONS),
             worker_id=worker_id,
             sweep_interval_s=config("PRESENCE_SWEEP_INTERVAL_S", cast=float, default=0.5),
+            snapshot_interval_s=config("PRESENCE_SNAPSHOT_INTERVAL_S", cast=float, default=600.0),
             channel_retention_s=config("PRESENCE_CHANNEL_RETENTION_S", cast=float, default=300.0),
             user_retention_s=config("PRESENCE_USER_RETENTION_S", cast=float, default=30 * 24 * 3600.0),
             fetch_wait_ms=config("PRESENCE_FETCH_WAIT_MS", cast=int, default=500),

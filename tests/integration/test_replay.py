@@ -8,16 +8,23 @@ every kind of event they produced: joins, leaves, updates, drops, timeouts, a pr
 from __future__ import annotations
 
 import asyncio
+import re
+import sys
 import time
+
+import pytest
 
 from schemas.codec import decode
 from schemas.events import EdgeLeased
 from schemas.state import EdgeLease, UserPresence
 from schemas.topics import USERS_CHANGELOG, partition_for
 from streams.core import apply_at, renewed
+from tests.integration import recorded_log
 from tests.integration.client import heartbeating
 from tests.integration.log import logged_events, logged_positions, read_all
-from tests.integration.stack import PARTITIONS, Stack
+from tests.integration.stack import PARTITIONS, ROOT, Stack
+
+RECORDED_USERS = 1600  # about 108,000 events
 
 
 async def replayed_and_live(stack: Stack) -> tuple[dict[str, UserPresence], dict[str, UserPresence]]:
@@ -60,3 +67,33 @@ async def test_replaying_the_log_rebuilds_the_live_table(stack: Stack, connect) 
     assert {c.user_id for c in stayers} <= replayed.keys() and forgotten
     assert {u for u, s in replayed.items() if s.online} == {u for u, s in live.items() if s.online}
     assert replayed == live
+
+
+async def presence_replay(stack: Stack) -> dict[str, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "services.cli", "replay", env=stack.env(), cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    stdout, stderr = await asyncio.wait_for(process.communicate(), 120)
+    assert process.returncode == 0, stderr.decode()
+    printed = stdout.decode()
+    found = re.search(r"replayed +([\d,]+) events.*\nusers.*\(([\d,]+) online\).*\nstate hash (\w+)\n"
+                      r"live hash +(\w+)", printed)
+    assert found, printed
+    return {"events": found[1].replace(",", ""), "online": found[2].replace(",", ""), "state": found[3],
+            "live": found[4], "printed": printed}
+
+
+@pytest.mark.timeout(600)
+async def test_presence_replay_of_a_recorded_log_gives_the_live_tables_hash(stack: Stack) -> None:
+    now = int(time.time() * 1000)
+    events = recorded_log.sessions(RECORDED_USERS, 40, start_ms=now - 600_000, span_ms=600_000)
+    await recorded_log.produce(stack.bootstrap, events, PARTITIONS)
+    deadline = time.monotonic() + 300
+    while True:  # until the worker has folded the recorded log and timed out what it left open
+        replayed = await presence_replay(stack)
+        if replayed["state"] == replayed["live"] or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(2)
+
+    assert int(replayed["events"]) >= 100_000 and int(replayed["online"]) >= 100, replayed["printed"]
+    assert replayed["state"] == replayed["live"], replayed["printed"]

@@ -27,6 +27,7 @@ from schemas.codec import DecodeError, decode, encode, from_builtins, to_builtin
 from schemas.dead_letters import DeadLetter
 from schemas.events import EVENT_TYPES, SCHEMA_VERSION, Event, EventBatch
 from schemas.probes import ProbeAnswered
+from schemas.snapshots import ChannelSnapshot
 from schemas.state import AppliedSource, ChannelState, Connection, EdgeLease, UserPresence
 
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas" / "json"
@@ -44,6 +45,7 @@ TOPIC_SCHEMAS = {
     "presence-users-changelog": "user-presence.v1.json",
     "presence-channels-changelog": "channel-state.v1.json",
     "presence-leases-changelog": "edge-lease.v1.json",
+    "presence.channel-snapshots": "channel-snapshot.v1.json",
 }
 
 # Schema file -> (the type its root describes, every dataclass it describes).
@@ -57,6 +59,7 @@ FILES: dict[str, tuple[type, tuple[type, ...]]] = {
     "user-presence.v1.json": (UserPresence, (UserPresence, Connection)),
     "channel-state.v1.json": (ChannelState, (ChannelState, Member, AppliedSource)),
     "edge-lease.v1.json": (EdgeLease, (EdgeLease,)),
+    "channel-snapshot.v1.json": (ChannelSnapshot, (ChannelSnapshot, ChannelState, Member, AppliedSource)),
 }
 # Tagged unions: records are decoded through their base, which dispatches on `type`.
 UNIONS: dict[type, dict[str, type]] = {Event: EVENT_TYPES, Change: CHANGE_TYPES}
@@ -139,6 +142,8 @@ def expected(hint: Any) -> dict[str, Any]:
         return {"type": "object", **values}
     if (inner := nullable(hint)) is not None and "type" in expected(inner):
         return {**expected(inner), "type": [expected(inner)["type"], "null"]}
+    if inner is not None:  # a nullable record
+        return {"anyOf": [expected(inner), {"type": "null"}]}
     if dataclasses.is_dataclass(hint) or hint in UNIONS:
         return {"$ref": f"#/$defs/{hint.__name__}"}
     raise NotImplementedError(f"no JSON Schema mapping for {hint!r}: extend expected()")
