@@ -24,6 +24,7 @@ from schemas.codec import DecodeError, decode, decode_change
 from schemas.topics import CHANGES
 from services import log_reader
 from services.analytics_output import plot, write_csv, write_parquet
+from services.instants import instant
 from streams.analytics import Analytics, Series, Typing, Window, analyze
 
 DEFAULT_BUCKET_S = 300
@@ -31,16 +32,10 @@ SUMMARY_CHANNELS = 5  # the busiest channels the summary names
 
 
 def parse_time(text: str) -> int:
-    """Epoch milliseconds, from epoch milliseconds or ISO 8601 (UTC unless the text names an offset)."""
-    if text.isdigit():
-        return int(text)
     try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is neither epoch milliseconds nor ISO 8601") from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return round(parsed.timestamp() * 1000)
+        return instant(text, "time")
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def iso(ms: int) -> str:

@@ -13,6 +13,7 @@ from typing import Any
 import jsonschema
 
 from schemas.errors import ERRORS
+from services.instants import MAX_EPOCH_MS
 from services.policy import Policy, StateSpec
 from services.protocol import (
     CHANNEL_ID,
@@ -25,7 +26,7 @@ from services.protocol import (
     Limits,
 )
 from services.rest import MAX_PAGE
-from services.timeline_reader import DAY_MS, MAX_EPOCH_MS, MAX_WINDOW_MS
+from services.timeline_reader import DAY_MS, MAX_WINDOW_MS
 
 Schema = dict[str, Any]
 
@@ -163,6 +164,18 @@ def _schemas(limits: Limits) -> dict[str, Schema]:
                 "members": {"type": "array", "items": _ref("Member"),
                             "description": "one page, sorted by user id; absent with count_only=true"},
                 "next_cursor": {"type": ["string", "null"], "description": "pass as `cursor` for the next page"},
+                "at": {"type": "integer", "description": "with `?at=`: the instant answered, epoch milliseconds"},
+                "at_iso": _ISO,
+                "position": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["partition", "offset", "from_snapshot"],
+                    "description": "with `?at=`: the answer folds this partition of presence.channel-changes "
+                                   "from `from_snapshot` (null: the log's start) to below `offset`",
+                    "properties": {"partition": {"type": "integer", "minimum": 0},
+                                   "offset": {"type": "integer", "minimum": 0},
+                                   "from_snapshot": {"type": ["integer", "null"], "minimum": 0}},
+                },
             },
         },
         **_timeline_schemas(),
@@ -330,12 +343,14 @@ def _paths(policy: Policy) -> dict[str, Any]:
                 {"name": "status", "in": "query", "schema": {"type": "string"},
                  "description": "only members whose status is exactly this; one of "
                                 + ", ".join(sorted(n for n, s in policy.states.items() if s.counts_as_online))},
+                _instant("at", "the channel as it was at this instant, read from the log (docs/history.md); "
+                               "absent: now"),
             ],
             "responses": {
-                "200": _json("ChannelPresence", "the channel's current view"),
+                "200": _json("ChannelPresence", "the channel's current view, or its view at `at`"),
                 # route.not_found: a channel id that is empty or holds `/` misses the route.
                 **_errors(*_AUTH_ERRORS, "channel.invalid_id", "request.invalid", "auth.channel_forbidden",
-                          "route.not_found", "service.not_ready"),
+                          "route.not_found", "service.not_ready", "service.broker_unavailable"),
             },
         }},
         "/realtime/users/{user_id}/presence": {"get": {

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiokafka.errors import KafkaError
@@ -23,6 +22,7 @@ from schemas.codec import DecodeError, decode
 from schemas.events import EventBatch
 from schemas.topics import EVENTS, partition_for
 from services import log_reader
+from services.instants import instant
 from services.representation import iso
 from streams.replay import Tables
 from streams.timeline import Timeline, TimelineFold
@@ -31,8 +31,6 @@ DAY_MS = 24 * 3600 * 1000
 DEFAULT_WINDOW_MS = DAY_MS
 MAX_WINDOW_MS = 31 * DAY_MS
 READ_TIMEOUT_S = 30.0
-MAX_EPOCH_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class LogUnavailable(Exception):
@@ -68,25 +66,6 @@ async def user_timeline(bootstrap: str, partitions: int, user_id: str, from_ms: 
     except (TimeoutError, KafkaError) as exc:
         raise LogUnavailable(f"could not read partition {partition} of {EVENTS.name}: {exc!r}") from exc
     return replace(fold.timeline().window(from_ms, to_ms), partition=partition, offset=position)
-
-
-def instant(raw: str, name: str) -> int:
-    """UTC epoch milliseconds from epoch milliseconds or an ISO 8601 time with a zone (`2026-12-07T10:00:00Z`)."""
-    if raw.isascii() and raw.isdigit():  # isdigit alone takes "²"
-        if len(raw) > len(str(MAX_EPOCH_MS)) or int(raw) > MAX_EPOCH_MS:
-            raise ValueError(f"`{name}` is out of range")
-        return int(raw)
-    try:
-        when = datetime.fromisoformat(raw)
-    except ValueError:
-        raise ValueError(f"`{name}` must be epoch milliseconds or an ISO 8601 time such as 2026-12-07T10:00:00Z"
-                         ) from None
-    if when.tzinfo is None:
-        raise ValueError(f"`{name}` must name its time zone (`Z` for UTC)")
-    ms = (when - _EPOCH) // timedelta(milliseconds=1)
-    if not 0 <= ms <= MAX_EPOCH_MS:
-        raise ValueError(f"`{name}` is out of range")
-    return ms
 
 
 def window(from_raw: str | None, to_raw: str | None, now_ms: int) -> tuple[int, int]:

@@ -6,7 +6,7 @@ between two records reflects exactly the records before its position. After a fa
 recovered from its changelog, which can be ahead of the records the agent has read again: no
 snapshot of that partition is written until the agent has caught up with what the table holds.
 A partition whose channels did not change since its last snapshot writes none. A snapshot's time is
-the latest `changed_at` of its channels: the time of the last change that changed each.
+the latest time of a change it holds, so a read for an instant before it never starts from it.
 """
 
 from __future__ import annotations
@@ -40,6 +40,14 @@ def _forget_revoked(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> N
             _written.pop(tp.partition, None)
 
 
+def _latest_change(state: ChannelState) -> int:
+    """The latest time of a change the state holds. Not always its last change's: a partition read
+    late (a backlog) brings changes older than those already applied. Each user's changes come in
+    time order, and the state keeps each user's last one, of departed users too until a change ten
+    minutes newer comes."""
+    return max((state.changed_at, *(applied.at for applied in state.applied_sources.values())))
+
+
 @app.timer(interval=settings.snapshot_interval_s)  # type: ignore[untyped-decorator]
 async def snapshot_channels() -> None:
     owned = {tp.partition for tp in app.consumer.assignment() if tp.topic == CHANNEL_CHANGES.name}
@@ -52,7 +60,7 @@ async def snapshot_channels() -> None:
         if position is None or states == _written.get(partition) or any(s.applied_offset >= position for s in states):
             continue
         _written[partition] = states
-        at = max((s.changed_at for s in states), default=0)
+        at = max((_latest_change(s) for s in states), default=0)
         snapshot_id = f"{settings.worker_id}:{partition}:{position}"
         headers = {SNAPSHOT_HEADER: snapshot_id.encode()}
         for state in states:
