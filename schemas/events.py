@@ -169,6 +169,16 @@ class UserForgotten(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class UserErased(Event):
+    """Written by an edge when the user asked to be erased (`DELETE /realtime/users/{id}/presence`): the
+    processor closes every connection of the user, keeps nothing of the user but a marker with the log
+    position, writes tombstones and records the erasure on `presence.erasures`; history reads then omit
+    the user up to `at`."""
+
+    type: ClassVar[str] = "user.erased"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class EdgeProbed(Event):
     """An edge asks whether the processor folds this partition end to end (services/readiness.py).
 
@@ -214,6 +224,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         StatusExpired,
         UserIdled,
         UserForgotten,
+        UserErased,
         EdgeProbed,
         EdgeLeased,
     )

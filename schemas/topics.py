@@ -104,7 +104,16 @@ PROBES = TopicSpec(
     description="Answers to the edges' readiness probes, written by the channel stage (schemas/probes.py).",
 )
 
-ALL = (EVENTS, CHANGES, CHANNEL_CHANGES, CHANNEL_SNAPSHOTS, CHANNELS, USERS, DEAD_LETTERS, PROBES)
+ERASURES = TopicSpec(
+    name="presence.erasures",
+    key="user id",
+    value="UserErasure",
+    cleanup_policy="compact",
+    description="The users who asked to be erased, each with the time of its latest erasure: history reads omit "
+                "what the log holds of them up to then (docs/history.md#erasure). Kept for good.",
+)
+
+ALL = (EVENTS, CHANGES, CHANNEL_CHANGES, CHANNEL_SNAPSHOTS, CHANNELS, USERS, DEAD_LETTERS, PROBES, ERASURES)
 
 # The processor's Faust application id, which is also its consumer group: an edge reads the group's
 # committed offsets of `presence.channel-changes` to know where the channels changelog leaves off.

@@ -6,7 +6,9 @@ typing, from `presence.changes` (the rules: streams/analytics.py; the tables: do
 It reads the whole topic (state entering the window comes from changes before it), or a file of
 changes, one JSON record per line as `schemas.codec.encode` writes them. TIME is epoch milliseconds
 or ISO 8601 (UTC unless it names an offset). Without --from and --to, the window runs from the first
-change read to just after the last.
+change read to just after the last. Read from the topic, the changes of erased users (`presence.erasures`)
+stamped at or before their erasure are left out; a file is taken as it is (a re-projection's changes
+leave out the erasures it folded).
 """
 
 from __future__ import annotations
@@ -22,10 +24,10 @@ from typing import Any
 from schemas.changes import Change
 from schemas.codec import DecodeError, decode, decode_change
 from schemas.topics import CHANGES
-from services import log_reader
+from services import erasures, log_reader
 from services.analytics_output import plot, write_csv, write_parquet
 from services.instants import instant
-from streams.analytics import Analytics, Series, Typing, Window, analyze
+from streams.analytics import Analytics, Series, Typing, Window, analyze, without_erased
 
 DEFAULT_BUCKET_S = 300
 SUMMARY_CHANNELS = 5  # the busiest channels the summary names
@@ -88,7 +90,8 @@ def read_file(path: Path) -> list[Change]:
 
 
 async def read_topic(bootstrap: str) -> list[Change]:
-    """Every change on `presence.changes`; each partition in order, so each user's changes are."""
+    """Every change on `presence.changes` less the erased ones; each partition in order, so each user's
+    changes are."""
     changes = []
     async for batch in log_reader.read(bootstrap, CHANGES.name):
         for record in batch:
@@ -96,7 +99,7 @@ async def read_topic(bootstrap: str) -> list[Change]:
                 changes.append(decode_change(decode(record.value, dict)))
             except DecodeError as exc:
                 raise DecodeError(f"partition {record.partition} offset {record.offset}: {exc}") from None
-    return changes
+    return without_erased(changes, await erasures.erased(bootstrap))
 
 
 def summary(analytics: Analytics, read: int) -> str:

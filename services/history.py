@@ -12,18 +12,20 @@ How it is found, reading one partition of each topic, not the whole log:
    changes stamped at or before T, folded with the channel stage's own `apply_member_change_at`.
    The read ends where the processor's writes are `SETTLE_MS` past T: a change stamped before T and
    written later than that (the processor was down that long) is not counted.
+3. Erased users are left out (services/erasures.py): an erasure covers the past, so an answer for an
+   instant at or before a user's erasure does not show the user either.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from schemas.changes import ChannelExpired, MemberJoined, MemberLeft, MemberTyping, MemberUpdated
 from schemas.codec import DecodeError, decode, decode_change
 from schemas.snapshots import SNAPSHOT_HEADER, ChannelSnapshot
 from schemas.state import ChannelState
 from schemas.topics import CHANNEL_CHANGES, CHANNEL_SNAPSHOTS, partition_for
-from services import log_reader
+from services import erasures, log_reader
 from streams.channels import apply_member_change_at
 
 SNAPSHOT_LOOKBACK_MS = 30 * 60 * 1000  # three snapshot intervals at the default 10 min
@@ -68,6 +70,11 @@ async def channel_at(bootstrap: str, partitions: int, channel: str, at: int) -> 
         else:
             continue
         break
+    if state is not None:
+        erased = await erasures.erased(bootstrap)
+        if any(erasures.hides(erased, m.user_id, at) for m in state.members):
+            state = replace(state, members=tuple(m for m in state.members if not erasures.hides(erased, m.user_id, at)),
+                            typing=tuple(u for u in state.typing if not erasures.hides(erased, u, at)))
     return ChannelAt(channel, at, state if state is not None and state.members else None, partition, position,
                      start, read)
 

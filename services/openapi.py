@@ -193,6 +193,18 @@ def _schemas(limits: Limits) -> dict[str, Schema]:
                 "presence": {**_ref("UserPresence"), "description": "with wait=true"},
             },
         },
+        "ErasureAccepted": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["event_id", "user_id", "erased_at", "erased_at_iso"],
+            "properties": {
+                "event_id": {"type": "string", "pattern": "^[0-9a-f]{32}$",
+                             "description": "the `user.erased` event's id"},
+                "user_id": {"type": "string"},
+                "erased_at": {**_TIME, "description": "UTC epoch milliseconds: history up to here is erased"},
+                "erased_at_iso": _ISO,
+            },
+        },
         "Error": {
             "type": "object",
             "additionalProperties": False,
@@ -360,6 +372,19 @@ def _paths(policy: Policy) -> dict[str, Any]:
             "responses": {
                 "200": _json("UserPresence", "the user's current view"),
                 **_errors(*_AUTH_ERRORS, "user.not_found", "route.not_found", "service.not_ready"),
+            },
+        }, "delete": {
+            "summary": "Erase the caller: its presence now, and its history in every answer (docs/history.md)",
+            "description": "Answered once the event log has the erasure; the processor applies it next: the user "
+                           "leaves every channel, its sockets are closed, `GET` answers 404 and history reads omit "
+                           "the user up to `erased_at`. Only the token's `sub` may be erased (403 "
+                           "presence.forbidden_user).",
+            "parameters": [{"name": "user_id", "in": "path", "required": True, "example": "alice",
+                            "schema": {"type": "string", "minLength": 1}, "description": "the token's `sub`"}],
+            "responses": {
+                "202": _json("ErasureAccepted", "written to the log"),
+                **_errors(*_AUTH_ERRORS, "presence.forbidden_user", "route.not_found",
+                          "service.broker_unavailable"),
             },
         }},
         "/realtime/users/{user_id}/presence/timeline": {"get": {

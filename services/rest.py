@@ -1,4 +1,4 @@
-"""REST endpoints: channel and user presence reads, presence updates, health and metrics."""
+"""REST endpoints: channel and user presence reads, presence updates, erasure, health and metrics."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from aiokafka.errors import KafkaError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from schemas.events import UserErased
 from services import history, metrics, representation, timeline_reader
 from services.auth import Principal, bearer_token
 from services.edge import Edge
@@ -165,6 +166,21 @@ async def update_presence(request: Request) -> Response:
             raise ApiError("service.processor_lagging") from exc
         body["presence"] = representation.user(view)
     return JSONResponse(body)
+
+
+async def erase_user(request: Request) -> Response:
+    """The caller asks to be erased: a `user.erased` in the log, answered once Kafka has it (202: the
+    processor applies it next, and every edge then closes the user's sockets; docs/history.md#erasure)."""
+    principal = _principal(request)
+    if request.path_params["user_id"] != principal.user_id:
+        raise ApiError("presence.forbidden_user", "a user may erase only itself")
+    edge = _edge(request)
+    event = UserErased(event_id=new_id(), user_id=principal.user_id, connection_id=f"rest:{edge.settings.edge_id}",
+                       edge_id=edge.settings.edge_id, at=now_ms())
+    await edge.log.write(event)
+    body = {"event_id": event.event_id, "user_id": event.user_id, "erased_at": event.at,
+            "erased_at_iso": representation.iso(event.at)}
+    return JSONResponse(body, status_code=202)
 
 
 async def healthz(request: Request) -> Response:

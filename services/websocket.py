@@ -336,8 +336,9 @@ class Session:
                              f"({limit_ms / 1000:g} s)"))
 
     def _gone_from_processor(self) -> None:
-        self._expel(ApiError("connection.timed_out", "the processor timed the connection out: its heartbeats did "
-                             "not reach the log within the presence timeout"))
+        self._expel(ApiError("connection.timed_out", "the processor no longer holds the connection: it timed it out "
+                             "(its heartbeats did not reach the log within the presence timeout), or the user was "
+                             "erased"))
 
     def _expel(self, exc: ApiError) -> None:
         """Closes the socket with the error's close code; its connection no longer counts as live."""

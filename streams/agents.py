@@ -5,7 +5,8 @@ Stage 1 (`fold_events`, partitioned by user): `presence.events` -> users table -
 channel) and `presence.users` (the user's view, when it changed).
 Stage 2 (`fold_member_changes`, partitioned by channel): channels table -> `presence.channels`.
 Both pass an edge's readiness probe on to `presence.probes` (schemas/probes.py). Stage 1 also keeps
-each edge's newest lease per partition (`edge.leased`) in the `leases` table, for the sweeper.
+each edge's newest lease per partition (`edge.leased`) in the `leases` table, for the sweeper, and
+records each `user.erased` it folds on `presence.erasures` (schemas/erasures.py).
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from schemas.changes import (
 )
 from schemas.codec import DecodeError, decode, decode_change, encode
 from schemas.dead_letters import DeadLetter
-from schemas.events import EdgeLeased, EdgeProbed, Event, EventBatch, PresenceUpdated
+from schemas.erasures import UserErasure
+from schemas.events import EdgeLeased, EdgeProbed, Event, EventBatch, PresenceUpdated, UserErased
 from schemas.probes import ProbeAnswered
 from schemas.state import EdgeLease
 from streams import progress, snapshots
@@ -35,6 +37,7 @@ from streams.app import (
     channels,
     channels_topic,
     dead_letters_topic,
+    erasures_topic,
     events_topic,
     lease_key,
     leases,
@@ -88,6 +91,11 @@ async def _fold(event: Event, offset: int, index: int, lease_of: LeaseOf) -> Non
     after, changes = apply_at(before, event, offset, index, lease_of)
     shown = None if before is None or before.forgotten else before  # what the views show of the user
     key = event.user_id.encode()
+    if isinstance(event, UserErased):
+        # Also when a redo skips it by position: the record may not have been written the first time,
+        # and writing it again changes nothing (the same key and value).
+        erasure = UserErasure(user_id=event.user_id, erased_at=event.at, event_id=event.event_id)
+        await erasures_topic.send(key=key, value=encode(erasure))
     if after is before:
         if shown is not None and isinstance(event, PresenceUpdated):
             # A repeated update (the same Idempotency-Key) changes nothing but is answered like the
@@ -95,6 +103,9 @@ async def _fold(event: Event, offset: int, index: int, lease_of: LeaseOf) -> Non
             await users_topic.send(key=key, value=encode(user_view(shown, event.event_id)))
         return
     if after is None or after.forgotten:
+        # An erasure's changes (the user leaves every channel, goes offline) go out before the tombstones.
+        for change in changes:
+            await _publish(change)
         # Tombstones: compaction then removes the user from the views and, once the marker that
         # holds its log position is forgotten too, from the changelog.
         if after is None:

@@ -25,6 +25,8 @@ Rules this module obeys:
    and a join in the same millisecond are no spike. `max` is the highest count during the bucket,
    `mean` the time-weighted mean. A peak is the highest count in the window and the first instant it
    held.
+7. Erased users (`presence.erasures`) are left out: `without_erased` drops each change of a user
+   stamped at or before that user's erasure, before the fold.
 
 No clock, no I/O, no randomness: the same changes and window give the same figures.
 """
@@ -32,7 +34,7 @@ No clock, no I/O, no randomness: the same changes and window give the same figur
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -116,6 +118,11 @@ def analyze(changes: Iterable[Change], window: Window) -> Analytics:
     for change in changes:
         fold.step(change)
     return fold.result()
+
+
+def without_erased(changes: Iterable[Change], erased: Mapping[str, int]) -> list[Change]:
+    """The changes less those of erased users at or before their erasure (`erased`: user id -> erased_at)."""
+    return [c for c in changes if c.at > erased.get(c.user_id, c.at - 1)]
 
 
 @dataclass(slots=True)

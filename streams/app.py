@@ -52,6 +52,7 @@ channels_topic = _topic(topics.CHANNELS)
 users_topic = _topic(topics.USERS)
 dead_letters_topic = _topic(topics.DEAD_LETTERS)
 probes_topic = _topic(topics.PROBES)
+erasures_topic = _topic(topics.ERASURES)
 
 
 class StateTable(faust.Table):  # type: ignore[type-arg]  # keys str, values per subclass

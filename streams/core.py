@@ -16,6 +16,12 @@ Rules this module obeys:
 6. A user offline for longer than the retention is forgotten (`user.forgotten`): `apply` leaves a
    marker that only holds the log position, and the adapter writes a tombstone on the views; one
    retention later the marker is forgotten too, `apply` returns no state, and the adapter deletes it.
+7. A user who asked to be erased (`user.erased`) leaves every channel and goes offline at once (the
+   changes say "leave": others are not told why), and `apply` leaves the same marker as a forget, timed
+   at the erasure, which the sweeper forgets one retention later. On a marker, an event that would
+   change nothing on a new user (a late heartbeat, drop or close of a connection it no longer holds)
+   leaves the marker, so no stray event shows the user again; one that would (a new connection, an
+   update) starts the user afresh.
 """
 
 from __future__ import annotations
@@ -54,6 +60,7 @@ from schemas.events import (
     TypingExpired,
     TypingStarted,
     TypingStopped,
+    UserErased,
     UserForgotten,
     UserIdled,
 )
@@ -79,17 +86,22 @@ def apply(state: UserPresence | None, event: Event, lease_of: LeaseOf = _no_leas
         return state, []
     if isinstance(event, UserForgotten):
         return _forget(state, event), []
+    if isinstance(event, UserErased):
+        return _erase(state, event)
+    marker = state if state is not None and state.forgotten else None
     if state is None or state.forgotten:  # a user forgotten and back starts afresh
         state = UserPresence(user_id=event.user_id)
     if event.event_id in state.recent_event_ids:
         return state, []
     transition = _TRANSITIONS.get(type(event))
     if transition is None:
-        return state, []
+        return marker or state, []
     if isinstance(event, ConnectionTimedOut) and _kept_alive(state, event, lease_of):
         after = state  # its edge renewed the lease after the sweep: like a heartbeat that lands after it
     else:
         after = _prune(transition(state, event))
+    if marker is not None and after is state:  # a stray event does not bring the user back (rule 7)
+        return marker, []
     if not isinstance(event, Heartbeat):  # heartbeats are idempotent by themselves: time only moves forward
         # Remembered even when it changed nothing: redone after a rebalance, on a state that has
         # moved on, it could take effect where it did not the first time.
@@ -111,6 +123,16 @@ def _forget(state: UserPresence | None, e: UserForgotten) -> UserPresence | None
     if state.forgotten:
         return None
     return UserPresence(user_id=state.user_id, last_seen=e.at, forgotten=True)
+
+
+def _erase(state: UserPresence | None, e: UserErased) -> tuple[UserPresence | None, list[Change]]:
+    """Every connection closed, nothing kept but a marker timed at the erasure (rule 7)."""
+    if state is not None and not state.forgotten and e.event_id in state.recent_event_ids:
+        return state, []
+    marker = UserPresence(user_id=e.user_id, last_seen=e.at, forgotten=True)
+    if state is None or state.forgotten:
+        return (state if state == marker else marker), []
+    return marker, _changes(state, marker, e)
 
 
 def apply_at(state: UserPresence | None, event: Event, offset: int, index: int, lease_of: LeaseOf = _no_lease

@@ -9,7 +9,9 @@ follow the order the channel stage read the repartition topic in), empty channel
 
 `Reprojection` folds the same log under another `Policy`: the timeouts, grace, idle rule and typing
 expiry the edges stamped on events are replaced, the sweeper's expiry events in the log are dropped,
-and the expiries the new policy makes due are generated from the events' own times instead.
+and the expiries the new policy makes due are generated from the events' own times instead. Its
+changes leave out those of a user it saw erased (`user.erased`), up to the erasure, as every history
+read does (docs/history.md#erasure); the tables need nothing for that: the core keeps no data of the user.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from schemas.events import (
     StatusExpired,
     TypingExpired,
     TypingStarted,
+    UserErased,
     UserForgotten,
     UserIdled,
 )
@@ -191,6 +194,8 @@ class Reprojection:
             if isinstance(event, ConnectionTimedOut) and _holds(step.after, event.connection_id):
                 self._defer(partition, event)
             self._take(step)
+            if isinstance(event, UserErased):  # the user's changes so far are all at or before it
+                self.changes = [c for c in self.changes if c.user_id != event.user_id]
 
     def finish(self) -> Tables:
         """Expiries due by the last event's time applied: the state as of the end of the log."""

@@ -35,6 +35,8 @@ Rules this module obeys:
    user's `channel_since`, the user's first joining of it, or the connection's opening if later: the
    state keeps no join time per connection) and the interval shown then, whose start is that step's
    time and cause "log_start".
+8. Erasure (`user.erased`): the timeline keeps nothing from before it, as every history read omits an
+   erased user's past (docs/history.md#erasure); what the user does after it starts a new timeline.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ from schemas.events import (
     Event,
     PresenceUpdated,
     StatusExpired,
+    UserErased,
     UserForgotten,
     UserIdled,
 )
@@ -178,6 +181,10 @@ class TimelineFold:
         if not self._started:
             self._started = True
             self._seed(step)
+        if isinstance(step.event, UserErased):  # rule 8
+            self._sessions, self._open, self._statuses = [], {}, []
+            self._shown = _FORGOTTEN
+            return
         if step.after is step.before:
             return
         self._fold_sessions(step)

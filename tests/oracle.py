@@ -22,12 +22,16 @@ Rules, as the docs state them:
   connections it opened since then alive until its `at` plus the larger of their timeout and its
   `ttl_ms`, a dropped one until its drop plus the grace: a timeout before that changes nothing.
   Leases change no user.
+- A user is gone (no view; `Expected.gone`, holding only the time as `last_seen`) when erased
+  (`user.erased`, at once, whatever its state: it leaves every channel) or forgotten (`user.forgotten`,
+  offline since the `last_seen` it names); a gone user forgotten again one retention later is deleted.
+  An event that would change nothing on a new user leaves a gone user gone; any other starts it afresh.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from schemas.changes import UserView
@@ -49,6 +53,7 @@ from schemas.events import (
     TypingExpired,
     TypingStarted,
     TypingStopped,
+    UserErased,
     UserForgotten,
     UserIdled,
 )
@@ -118,6 +123,7 @@ class Expected:
     last_active: int | None = None  # the user's latest activity; None while it has no connection
     last_seen: int | None = None
     recent_ids: list[str] = field(default_factory=list)
+    gone: bool = False  # erased or forgotten: nothing is published of the user
 
     def channels(self) -> set[str]:
         return {channel for c in self.conns.values() for channel in c.channels}
@@ -159,10 +165,24 @@ def take(users: dict[str, Expected], e: Event, leases: Leases) -> None:
                 and e.at < kept_until:
             step(user, e, lambda user, e: None)  # renewed after the sweep: like a heartbeat after it
             return
+    user = users.get(e.user_id)
     if isinstance(e, UserForgotten):
-        gone = users.get(e.user_id)
-        if gone is not None and not gone.conns and (gone.last_seen or 0) == e.last_seen:
-            del users[e.user_id]  # offline since the spell the sweeper saw: no state, no view
+        if user is not None and not user.conns and (user.last_seen or 0) == e.last_seen:
+            if user.gone:
+                del users[e.user_id]  # gone for a retention: nothing kept at all
+            else:  # offline since the spell the sweeper saw: no view
+                users[e.user_id] = Expected(user_id=e.user_id, last_seen=e.at, gone=True)
+        return
+    if isinstance(e, UserErased):
+        if user is None or user.gone or e.event_id not in user.recent_ids:
+            users[e.user_id] = Expected(user_id=e.user_id, last_seen=e.at, gone=True)
+        return
+    if user is not None and user.gone:
+        fresh = Expected(user_id=e.user_id)
+        step(fresh, e)
+        if replace(fresh, recent_ids=[]) == Expected(user_id=e.user_id):
+            return  # a stray event (of a connection it no longer has): still gone
+        users[e.user_id] = fresh
         return
     step(users.setdefault(e.user_id, Expected(user_id=e.user_id)), e)
 

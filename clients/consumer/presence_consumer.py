@@ -7,6 +7,10 @@ commit, or a change the processor wrote again, with the same `change_id`, after 
 The store keeps the ids it applied and drops the copies, in the same SQLite transaction as the
 state they change.
 
+It honours erasures: it also reads `presence.erasures`, deletes what it holds of an erased user, and
+drops the user's changes stamped at or before the erasure, also those it reads after the erasure (the
+two topics are not ordered with each other). A user who comes back after an erasure is new.
+
 Run it from the repository root, against `make run` (docs/consumers.md walks through it):
 
     .venv/bin/python -m clients.consumer.presence_consumer --db presence.sqlite
@@ -27,7 +31,8 @@ from aiokafka import AIOKafkaConsumer
 
 from schemas.changes import Change, UserCameOnline, UserStatusChanged, UserWentOffline
 from schemas.codec import decode, decode_change
-from schemas.topics import CHANGES, EVENTS
+from schemas.erasures import UserErasure
+from schemas.topics import CHANGES, ERASURES, EVENTS
 
 Handler = Callable[[Change], None]
 
@@ -40,6 +45,7 @@ CREATE TABLE IF NOT EXISTS users (
     user_id TEXT PRIMARY KEY, online INTEGER NOT NULL, status TEXT NOT NULL, last_seen INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS applied (change_id TEXT PRIMARY KEY, at INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS applied_at ON applied (at);
+CREATE TABLE IF NOT EXISTS erased (user_id TEXT PRIMARY KEY, erased_at INTEGER NOT NULL);
 """
 
 
@@ -54,6 +60,18 @@ class PresenceStore:
         """Notes the change as applied; false if it was already (a copy)."""
         cursor = self.db.execute("INSERT OR IGNORE INTO applied VALUES (?, ?)", (change.change_id, change.at))
         return cursor.rowcount == 1
+
+    def erase(self, erasure: UserErasure) -> None:
+        """Forgets what the store holds of the user up to the erasure, and remembers the erasure for
+        changes still to come that it covers."""
+        self.db.execute("INSERT INTO erased VALUES (?, ?) ON CONFLICT (user_id) DO UPDATE SET "
+                        "erased_at = max(erased_at, excluded.erased_at)", (erasure.user_id, erasure.erased_at))
+        self.db.execute("DELETE FROM users WHERE user_id = ? AND last_seen <= ?", (erasure.user_id, erasure.erased_at))
+
+    def erased(self, change: Change) -> bool:
+        """Whether the change is of an erased user, at or before the erasure."""
+        row = self.db.execute("SELECT erased_at FROM erased WHERE user_id = ?", (change.user_id,)).fetchone()
+        return row is not None and change.at <= row[0]
 
     def apply(self, change: Change) -> None:
         """The example handler. `member.*` changes say who is in which channel; this example only
@@ -87,9 +105,9 @@ class PresenceStore:
 
 async def consume(bootstrap: str, group_id: str, store: PresenceStore, handle: Handler,
                   stopping: asyncio.Event) -> None:
-    """Hands each change of `presence.changes` to `handle` once, until `stopping` is set."""
+    """Hands each change of `presence.changes` to `handle` once, unless erased, until `stopping` is set."""
     consumer = AIOKafkaConsumer(
-        CHANGES.name, bootstrap_servers=bootstrap, group_id=group_id,
+        CHANGES.name, ERASURES.name, bootstrap_servers=bootstrap, group_id=group_id,
         enable_auto_commit=False,  # commit only what the store holds
         auto_offset_reset="earliest",  # a new group starts from the oldest change kept
         isolation_level="read_committed",
@@ -100,11 +118,14 @@ async def consume(bootstrap: str, group_id: str, store: PresenceStore, handle: H
             batch = await consumer.getmany(timeout_ms=500)
             if not batch:
                 continue
-            for records in batch.values():  # per partition, in order: a user's changes are in one partition
+            for tp, records in batch.items():  # per partition, in order: a user's changes are in one partition
                 for record in records:
                     # A record this code cannot decode (a newer version) raises: upgrade, then it resumes here.
+                    if tp.topic == ERASURES.name:
+                        store.erase(decode(record.value, UserErasure))
+                        continue
                     change = decode_change(decode(record.value, dict))
-                    if store.first_time(change):
+                    if store.first_time(change) and not store.erased(change):
                         handle(change)
             store.commit()
             await consumer.commit()  # the positions after this batch

@@ -240,7 +240,7 @@ class Log:
                     offline.setdefault(user_id, []).append(written)
         divergent = {}
         for user_id, user in expected.items():
-            want = oracle.expected_view(user)
+            want = None if user.gone else oracle.expected_view(user)  # gone: erased or forgotten, no view
             got = oracle.published_view(latest[user_id]) if user_id in latest else None
             if want != got:
                 divergent[user_id] = {"expected": want, "published": got}

@@ -25,6 +25,7 @@ from schemas import topics
 from schemas.changes import CHANGE_TYPES, Change, ChannelView, Departure, Member, UserView
 from schemas.codec import DecodeError, decode, encode, from_builtins, to_builtins
 from schemas.dead_letters import DeadLetter
+from schemas.erasures import UserErasure
 from schemas.events import EVENT_TYPES, SCHEMA_VERSION, Event, EventBatch
 from schemas.probes import ProbeAnswered
 from schemas.snapshots import ChannelSnapshot
@@ -46,6 +47,7 @@ TOPIC_SCHEMAS = {
     "presence-channels-changelog": "channel-state.v1.json",
     "presence-leases-changelog": "edge-lease.v1.json",
     "presence.channel-snapshots": "channel-snapshot.v1.json",
+    "presence.erasures": "user-erasure.v1.json",
 }
 
 # Schema file -> (the type its root describes, every dataclass it describes).
@@ -60,6 +62,7 @@ FILES: dict[str, tuple[type, tuple[type, ...]]] = {
     "channel-state.v1.json": (ChannelState, (ChannelState, Member, AppliedSource)),
     "edge-lease.v1.json": (EdgeLease, (EdgeLease,)),
     "channel-snapshot.v1.json": (ChannelSnapshot, (ChannelSnapshot, ChannelState, Member, AppliedSource)),
+    "user-erasure.v1.json": (UserErasure, (UserErasure,)),
 }
 # Tagged unions: records are decoded through their base, which dispatches on `type`.
 UNIONS: dict[type, dict[str, type]] = {Event: EVENT_TYPES, Change: CHANGE_TYPES}

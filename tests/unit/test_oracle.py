@@ -6,9 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from schemas.codec import encode
-from schemas.events import Event, EventBatch
+from schemas.events import Event, EventBatch, UserErased
 from schemas.state import UserPresence
 from streams.core import RECENT_EVENT_IDS, apply, due_events, user_view
 from tests import oracle
@@ -165,3 +166,55 @@ def test_model_and_core_agree_after_every_event(steps: list[tuple[int, tuple[Any
         assert state.typing == expected.typing
         assert state.idle == expected.idle
         assert any(d.type == "user.idled" for d in due_events(state, 10**12, "s")) == (expected.idle_at() is not None)
+
+
+def erased(at: int, user: str = "u", eid: str | None = None) -> UserErased:
+    return UserErased(event_id=eid or f"erased@{at}", user_id=user, connection_id="rest:e", edge_id="e", at=at)
+
+
+def test_an_erased_user_is_gone_stray_events_keep_it_gone_and_a_new_connection_starts_it_afresh() -> None:
+    log = [
+        opened("c1", 0, device="web", metadata={"name": "Ada"}),
+        joined("c1", "room", 100),
+        updated(200, status="busy", text="meeting"),
+        erased(1_000),
+        heartbeat("c1", 1_100),
+        dropped("c1", 1_200),
+    ]
+    folded = oracle.fold(log)
+    assert folded["u"].gone and folded["u"].last_seen == 1_000 and oracle.expected_members(folded) == {}
+    assert model_views(log) == core_views(log)
+
+    log += [opened("c2", 2_000), joined("c2", "room", 2_100)]
+    folded = oracle.fold(log)
+    assert not folded["u"].gone and folded["u"].metadata == {} and folded["u"].status_text is None
+    assert oracle.expected_members(folded) == {"room": {"u"}}
+    assert model_views(log) == core_views(log)
+
+
+@settings(max_examples=150, deadline=None)
+@given(logs_steps, st.lists(st.tuples(st.integers(min_value=0, max_value=80), st.sampled_from(("u1", "u2"))),
+                            max_size=3))
+def test_model_and_core_agree_with_erasures_anywhere(steps: list[tuple[int, tuple[Any, ...]]],
+                                                     erasures: list[tuple[int, str]]) -> None:
+    log = build_log(steps)
+    # Erasures cut into the log: the events after one were made from the state before it, so the
+    # erased user's connections go on writing (the stray events an edge may send until it closes them).
+    for n, user in sorted(erasures, reverse=True):
+        place = min(n, len(log))
+        log.insert(place, erased(log[place - 1].at if place else 0, user, eid=f"erased-{n}-{user}"))
+    states: dict[str, UserPresence | None] = {}
+    model: dict[str, oracle.Expected] = {}
+    for e in log:
+        states[e.user_id], _ = apply(states.get(e.user_id), e)
+        oracle.take(model, e, {})
+        state, expected = states[e.user_id], model.get(e.user_id)
+        assert (state is None) == (expected is None), e
+        if state is None or expected is None:
+            continue
+        assert state.forgotten == expected.gone, e
+        assert oracle.expected_view(expected) == oracle.published_view(user_view(state)), e
+        assert {c.connection_id: c.deadline for c in state.connections} == {
+            cid: c.deadline() for cid, c in expected.conns.items()
+        }
+        assert state.typing == expected.typing

@@ -3,7 +3,7 @@ its sessions and status intervals written out by hand."""
 
 from __future__ import annotations
 
-from schemas.events import ConnectionTimedOut, EdgeLeased, Event, EventBatch, UserForgotten
+from schemas.events import ConnectionTimedOut, EdgeLeased, Event, EventBatch, UserErased, UserForgotten
 from schemas.state import Connection, UserPresence
 from streams.replay import Step, Tables
 from streams.timeline import Session, StatusInterval, Timeline, TimelineFold
@@ -237,3 +237,16 @@ def test_a_fold_started_from_the_tables_of_a_snapshot_seeds_what_was_open() -> N
     )
     assert result.statuses == (status("online", 3_000, 5_000, "log_start"),
                                status("offline", 5_000, None, "disconnect"))
+
+
+def test_an_erased_users_timeline_keeps_nothing_from_before_the_erasure() -> None:
+    erase = UserErased(event_id="erase", user_id="u", connection_id="rest:e", edge_id="e", at=3_000)
+    erased = timeline(
+        opened("c1", 1_000, device="web"), joined("c1", "room-1", 1_100), updated(1_500, status="busy", conn="c1"),
+        erase, heartbeat("c1", 3_100), dropped("c1", 3_200),
+    )
+    back = timeline(opened("c1", 1_000), joined("c1", "room-1", 1_100), erase, opened("c2", 4_000, device="ios"))
+
+    assert (erased.sessions, erased.statuses) == ((), ())
+    assert back.sessions == (session("c2", None, 4_000, device="ios"),)
+    assert back.statuses == (status("online", 4_000, None, "connect"),)
