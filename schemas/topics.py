@@ -70,6 +70,14 @@ CHANNEL_SNAPSHOTS = TopicSpec(
     retention_ms=HISTORY_RETENTION_MS,
     description="Every PRESENCE_SNAPSHOT_INTERVAL_S, each partition's channels with the position they reflect.",
 )
+USER_SNAPSHOTS = TopicSpec(
+    name="presence.user-snapshots",
+    key="user id, or {edge id}/{partition} for a lease; absent on a snapshot's closing record",
+    value="UserSnapshot",
+    cleanup_policy="delete",
+    retention_ms=HISTORY_RETENTION_MS,
+    description="Every PRESENCE_SNAPSHOT_INTERVAL_S, each partition's users and leases with the position they reflect.",
+)
 CHANNELS = TopicSpec(
     name="presence.channels",
     key="channel id",
@@ -113,7 +121,8 @@ ERASURES = TopicSpec(
                 "what the log holds of them up to then (docs/history.md#erasure). Kept for good.",
 )
 
-ALL = (EVENTS, CHANGES, CHANNEL_CHANGES, CHANNEL_SNAPSHOTS, CHANNELS, USERS, DEAD_LETTERS, PROBES, ERASURES)
+ALL = (EVENTS, CHANGES, CHANNEL_CHANGES, CHANNEL_SNAPSHOTS, USER_SNAPSHOTS, CHANNELS, USERS, DEAD_LETTERS, PROBES,
+       ERASURES)
 
 # The processor's Faust application id, which is also its consumer group: an edge reads the group's
 # committed offsets of `presence.channel-changes` to know where the channels changelog leaves off.

@@ -1,6 +1,7 @@
 """`presence replay`: rebuild the presence tables from `presence.events` and compare with the live ones.
 
     presence replay                          fold the whole log, print its state hash and the live tables'
+    presence replay --from-snapshot          the same from each partition's newest users snapshot on
     presence replay --policy P.json --out D  re-project the log under another policy into D (users.jsonl,
                                              channels.jsonl, changes.jsonl, summary.json); live tables untouched
 
@@ -26,6 +27,7 @@ from schemas.events import EventBatch
 from schemas.state import ChannelState, UserPresence
 from schemas.topics import CHANNELS_CHANGELOG, EVENTS, USERS_CHANGELOG
 from services import log_reader
+from services.snapshot_reader import newest_users_snapshot
 from streams.core import user_view
 from streams.replay import Policy, Reprojection, Tables, state_hash
 
@@ -36,6 +38,8 @@ def add_parser(commands: Any) -> None:
     replay = commands.add_parser("replay", help="rebuild the presence tables from the log; print the state hash")
     replay.add_argument("--policy", type=Path, help="a JSON policy to re-project the log under (needs --out)")
     replay.add_argument("--out", type=Path, help="where a re-projection writes its tables and changes")
+    replay.add_argument("--from-snapshot", action="store_true",
+                        help="start each partition from its newest users snapshot, not the log's start")
     replay.add_argument("--no-live", action="store_true", help="do not read the live tables to compare")
 
 
@@ -50,7 +54,10 @@ def run(args: argparse.Namespace) -> None:
             sys.exit(f"{args.policy}: {exc}")
         _reproject(bootstrap, policy, args.out)
         return
-    tables, summary = asyncio.run(replay(bootstrap))
+    tables, spans = asyncio.run(_from_snapshots(bootstrap)) if args.from_snapshot else (None, None)
+    tables, summary = asyncio.run(replay(bootstrap, tables, spans=spans))
+    if spans is not None:
+        print(f"snapshots  {', '.join(f'{s.partition}@{s.start}' for s in spans)} (partition@offset)")
     print(f"replayed   {summary['events']:,} events from {summary['records']:,} records in {summary['seconds']:.1f} s "
           f"({summary['events_per_s']:,.0f} events/s)")
     online = sum(1 for u in tables.users.values() if u.online)
@@ -61,15 +68,30 @@ def run(args: argparse.Namespace) -> None:
         print(f"live hash  {live}  ({'equal' if live == summary['hash'] else 'differs'})")
 
 
-async def replay(bootstrap: str, tables: Tables | None = None, fold: Any = None) -> tuple[Tables, dict[str, Any]]:
-    """Every record of `presence.events` folded into `tables` (by `fold`, its `fold` by default)."""
+async def _from_snapshots(bootstrap: str) -> tuple[Tables, list[log_reader.Span]]:
+    """Tables from each partition's newest users snapshot, and where each partition's log goes on."""
+    now = int(time.time() * 1000)
+    partitions = sorted(await log_reader.extent(bootstrap, EVENTS.name))
+    snapshots = [await newest_users_snapshot(bootstrap, partition, now) for partition in partitions]
+    found = [s for s in snapshots if s is not None]
+    tables = Tables.from_snapshot([u for s in found for u in s.users],
+                                  [(s.partition, lease) for s in found for lease in s.leases])
+    starts = {s.partition: s.position for s in found}
+    return tables, [log_reader.Span(p, start=starts.get(p)) for p in partitions]
+
+
+async def replay(bootstrap: str, tables: Tables | None = None, fold: Any = None,
+                 spans: list[log_reader.Span] | None = None) -> tuple[Tables, dict[str, Any]]:
+    """The records of `presence.events` (all, or those of `spans`) folded into `tables` (by `fold`, its
+    `fold` by default)."""
     tables = tables or Tables()
     fold = fold or tables.fold
     extent = await log_reader.extent(bootstrap, EVENTS.name)
-    total = sum(end - first for first, end in extent.values()) or 1
+    starts = {s.partition: s.start or 0 for s in spans or ()}
+    total = sum(end - max(first, starts.get(p, 0)) for p, (first, end) in extent.items()) or 1
     records = events = undecodable = 0
     began = shown = time.monotonic()
-    async for batch in log_reader.read(bootstrap, EVENTS.name):
+    async for batch in log_reader.read(bootstrap, EVENTS.name, spans):
         for record in batch:
             try:
                 events_batch = decode(record.value, EventBatch)

@@ -505,6 +505,11 @@ def _shown_typing(state: UserPresence) -> set[str]:
     return set(state.typing) if state.shown_online else set()
 
 
+def memberships(state: UserPresence) -> tuple[dict[str, Member], set[str]]:
+    """What others see of the user now: it as a member of each channel, and the channels it types in."""
+    return {channel: member(state, channel) for channel in _shown_channels(state)}, _shown_typing(state)
+
+
 def member(state: UserPresence, channel: str) -> Member:
     in_channel = tuple(c for c in state.connections if channel in c.channels)
     return Member(

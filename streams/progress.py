@@ -29,6 +29,11 @@ def next_offset(partition: int) -> int | None:
     return _next_offsets.get(partition)
 
 
+def log_time(partition: int) -> int | None:
+    """The latest event time read in the partition."""
+    return _log_times.get(partition)
+
+
 def sweep_time(partition: int, next_offset: int | None, highwater: int | None, wall_now: int) -> int | None:
     """The time to judge deadlines by in `partition`, or None when it cannot be judged yet."""
     if highwater is None or next_offset is None:

@@ -5,7 +5,9 @@ the edges' leases of its partition; `streams.channels.apply_member_change` per m
 replay of the log the live worker has read holds the same users and the same channel members. What
 a replay cannot reproduce is left out of the state hash: channel `seq` numbers and positions (they
 follow the order the channel stage read the repartition topic in), empty channels not yet expired
-(expiry is the sweeper's change, not an event), and leases (an edge's liveness, not presence).
+(expiry is the sweeper's change, not an event), leases (an edge's liveness, not presence), and a
+member's `last_seen` (see `state_hash`). A replay may start from a users snapshot
+(`Tables.from_snapshot`) and the log after its position.
 
 `Reprojection` folds the same log under another `Policy`: the timeouts, grace, idle rule and typing
 expiry the edges stamped on events are replaced, the sweeper's expiry events in the log are dropped,
@@ -24,7 +26,7 @@ from typing import Any
 
 import orjson
 
-from schemas.changes import Change, ChannelChange, MemberJoined, MemberLeft, MemberTyping, MemberUpdated
+from schemas.changes import Change, ChannelChange, Member, MemberJoined, MemberLeft, MemberTyping, MemberUpdated
 from schemas.codec import to_builtins
 from schemas.events import (
     ChannelJoined,
@@ -43,7 +45,7 @@ from schemas.events import (
 )
 from schemas.state import ChannelState, EdgeLease, UserPresence
 from streams.channels import apply_member_change_at
-from streams.core import LeaseOf, apply, apply_at, due_events, next_due_at, renewed
+from streams.core import LeaseOf, apply, apply_at, due_events, memberships, next_due_at, renewed
 
 MEMBER_CHANGES = (MemberJoined, MemberUpdated, MemberLeft, MemberTyping)
 
@@ -111,15 +113,41 @@ class Tables:
             self.channels[change.channel] = state
 
 
+    @classmethod
+    def from_snapshot(cls, users: Iterable[UserPresence], leases: Iterable[tuple[int, EdgeLease]]) -> Tables:
+        """Tables as a users snapshot holds them; the channels are what the users show (see `state_hash`)."""
+        tables = cls(users={u.user_id: u for u in users},
+                     leases={(lease.edge_id, partition): lease for partition, lease in leases})
+        members: dict[str, dict[str, Member]] = {}
+        typing: dict[str, set[str]] = {}
+        for state in tables.users.values():
+            shown, typing_in = memberships(state)
+            for channel, shown_member in shown.items():
+                members.setdefault(channel, {})[state.user_id] = shown_member
+            for channel in typing_in:
+                typing.setdefault(channel, set()).add(state.user_id)
+        tables.channels = {
+            channel: ChannelState(channel=channel, members=tuple(m for _, m in sorted(by_user.items())),
+                                  typing=tuple(sorted(typing.get(channel, ()))))
+            for channel, by_user in members.items()
+        }
+        return tables
+
+
 def state_hash(users: Iterable[UserPresence], channels: Iterable[ChannelState]) -> str:
-    """A digest of presence: every user's state, and every channel's members and typing (see the module doc)."""
+    """A digest of presence: every user's state, and every channel's members and typing (see the module doc).
+
+    A member's `last_seen` is left out: a channel shows it as of the user's last change there, while
+    the user's state moves it with every activity, so channels rebuilt from users (a replay from a
+    users snapshot) show the later one.
+    """
     digest = hashlib.sha256()
     for user in sorted(users, key=lambda u: u.user_id):
         digest.update(_canonical(user))
     for channel in sorted(channels, key=lambda c: c.channel):
         if channel.members:
-            digest.update(_canonical({"channel": channel.channel, "members": channel.members,
-                                      "typing": channel.typing}))
+            members = [replace(m, last_seen=0) for m in channel.members]
+            digest.update(_canonical({"channel": channel.channel, "members": members, "typing": channel.typing}))
     return digest.hexdigest()
 
 

@@ -1,29 +1,48 @@
-"""The snapshot writer: every `PRESENCE_SNAPSHOT_INTERVAL_S`, each channel partition this worker holds,
-its channels whole, with the position they reflect (schemas/snapshots.py), on `presence.channel-snapshots`.
+"""The snapshot writer: every `PRESENCE_SNAPSHOT_INTERVAL_S`, the tables of each partition this worker
+holds, whole, with the log position they reflect (schemas/snapshots.py): the channels of a
+`presence.channel-changes` partition on `presence.channel-snapshots`, the users and leases of a
+`presence.events` partition on `presence.user-snapshots`. A partition whose channels or users did not
+change since its last snapshot writes none.
 
-The channel agent tells it what it applied (`applied`) before it awaits anything, so a snapshot taken
-between two records reflects exactly the records before its position. After a failover the table is
-recovered from its changelog, which can be ahead of the records the agent has read again: no
-snapshot of that partition is written until the agent has caught up with what the table holds.
-A partition whose channels did not change since its last snapshot writes none. A snapshot's time is
-the latest time of a change it holds, so a read for an instant before it never starts from it.
+Channels: the channel agent tells the writer what it read (`applied`) before it awaits anything, so a
+snapshot taken between two records reflects exactly the records before its position. After a failover
+the table is recovered from its changelog, which can be ahead of the records the agent reads again: no
+snapshot of that partition is written until the agent has caught up with what the table holds. A
+snapshot's time is the latest time of a change it holds, so a read for an instant before it never
+starts from it.
+
+Users: the position is the next record the user stage reads (`streams.progress`); the tables may hold
+part of that record, or more after a failover. A replay from the position skips what a state already
+holds by its log position, as the stage's own redo does, and a lease renewal already held changes nothing.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from faust.types import TP
 
 from schemas.codec import encode
-from schemas.snapshots import SNAPSHOT_HEADER, ChannelSnapshot
-from schemas.state import ChannelState
-from schemas.topics import CHANNEL_CHANGES, partition_for
-from streams.app import app, channel_snapshots_topic, channels, settings
+from schemas.snapshots import SNAPSHOT_HEADER, ChannelSnapshot, UserSnapshot
+from schemas.state import ChannelState, EdgeLease, UserPresence
+from schemas.topics import CHANNEL_CHANGES, EVENTS, partition_for
+from streams import progress
+from streams.app import (
+    app,
+    channel_snapshots_topic,
+    channels,
+    lease_partition,
+    leases,
+    settings,
+    user_snapshots_topic,
+    users,
+)
 
-_positions: dict[int, int] = {}  # partition -> the next offset the channel agent reads
-_written: dict[int, list[ChannelState]] = {}  # partition -> the states of its last snapshot
+_positions: dict[int, int] = {}  # channel partition -> the next offset the channel agent reads
+_written: dict[tuple[str, int], Sequence[object]] = {}  # (topic, partition) -> what its last snapshot held
 
 
 def applied(partition: int, offset: int) -> None:
@@ -35,9 +54,9 @@ def _forget_revoked(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> N
     # Taken back later, the partition's table may be recovered ahead of what the agent reads again.
     revoked: set[TP] = args[0]
     for tp in revoked:
+        _written.pop((tp.topic, tp.partition), None)
         if tp.topic == CHANNEL_CHANGES.name:
             _positions.pop(tp.partition, None)
-            _written.pop(tp.partition, None)
 
 
 def _latest_change(state: ChannelState) -> int:
@@ -48,26 +67,67 @@ def _latest_change(state: ChannelState) -> int:
     return max((state.changed_at, *(applied.at for applied in state.applied_sources.values())))
 
 
+def _owned(topic: str) -> list[int]:
+    return sorted(tp.partition for tp in app.consumer.assignment() if tp.topic == topic)
+
+
+def _unchanged(topic: str, partition: int, held: Sequence[object]) -> bool:
+    """Whether the partition's tables hold what its last snapshot held (the same objects, mostly)."""
+    if _written.get((topic, partition)) == held:
+        return True
+    _written[topic, partition] = held
+    return False
+
+
 @app.timer(interval=settings.snapshot_interval_s)  # type: ignore[untyped-decorator]
-async def snapshot_channels() -> None:
-    owned = {tp.partition for tp in app.consumer.assignment() if tp.topic == CHANNEL_CHANGES.name}
+async def snapshot_tables() -> None:
+    await _snapshot_channels()
+    await _snapshot_users()
+
+
+async def _snapshot_channels() -> None:
     held: dict[int, list[ChannelState]] = defaultdict(list)
     for channel, state in list(channels.items()):
         held[partition_for(channel, settings.partitions)].append(state)
-    for partition in sorted(owned):
+    for partition in _owned(CHANNEL_CHANGES.name):
         position = _positions.get(partition)
         states = sorted(held[partition], key=lambda s: s.channel)
-        if position is None or states == _written.get(partition) or any(s.applied_offset >= position for s in states):
+        if position is None or any(s.applied_offset >= position for s in states):
             continue
-        _written[partition] = states
+        if _unchanged(CHANNEL_CHANGES.name, partition, states):
+            continue
         at = max((_latest_change(s) for s in states), default=0)
         snapshot_id = f"{settings.worker_id}:{partition}:{position}"
-        headers = {SNAPSHOT_HEADER: snapshot_id.encode()}
-        for state in states:
-            record = ChannelSnapshot(snapshot_id=snapshot_id, partition=partition, position=position, at=at,
-                                     state=state)
-            await channel_snapshots_topic.send(key=state.channel.encode(), value=encode(record), partition=partition,
-                                               headers=headers)
-        closing = ChannelSnapshot(snapshot_id=snapshot_id, partition=partition, position=position, at=at,
-                                  entries=len(states))
-        await channel_snapshots_topic.send(key=None, value=encode(closing), partition=partition, headers=headers)
+        base = ChannelSnapshot(snapshot_id=snapshot_id, partition=partition, position=position, at=at)
+        entries: list[tuple[str, object]] = [(s.channel, replace(base, state=s)) for s in states]
+        await _send(channel_snapshots_topic, partition, snapshot_id, entries, replace(base, entries=len(entries)))
+
+
+async def _snapshot_users() -> None:
+    held_users: dict[int, list[UserPresence]] = defaultdict(list)
+    for user_id, state in list(users.items()):
+        held_users[partition_for(user_id, settings.partitions)].append(state)
+    held_leases: dict[int, list[tuple[str, EdgeLease]]] = defaultdict(list)
+    for key, lease in list(leases.items()):
+        held_leases[lease_partition(key)].append((key, lease))
+    for partition in _owned(EVENTS.name):
+        position = progress.next_offset(partition)
+        states = sorted(held_users[partition], key=lambda s: s.user_id)
+        partition_leases = sorted(held_leases[partition], key=lambda kv: kv[0])
+        # Leases are renewed all the time; a replay reads the renewals after the position anyway.
+        if position is None or _unchanged(EVENTS.name, partition, states):
+            continue
+        at = progress.log_time(partition) or 0
+        snapshot_id = f"{settings.worker_id}:{partition}:{position}"
+        base = UserSnapshot(snapshot_id=snapshot_id, partition=partition, position=position, at=at)
+        entries: list[tuple[str, object]] = [(s.user_id, replace(base, state=s)) for s in states]
+        entries += [(key, replace(base, lease=lease)) for key, lease in partition_leases]
+        await _send(user_snapshots_topic, partition, snapshot_id, entries, replace(base, entries=len(entries)))
+
+
+async def _send(topic: Any, partition: int, snapshot_id: str, entries: list[tuple[str, object]],
+                closing: object) -> None:
+    headers = {SNAPSHOT_HEADER: snapshot_id.encode()}
+    for key, record in entries:
+        await topic.send(key=key.encode(), value=encode(record), partition=partition, headers=headers)
+    await topic.send(key=None, value=encode(closing), partition=partition, headers=headers)

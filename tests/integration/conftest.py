@@ -1,12 +1,17 @@
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
+from tests.integration import recorded_log
 from tests.integration.client import Client, wait_for_processor
-from tests.integration.stack import Broker, Stack, kafka_broker
+from tests.integration.recorded_log import Recorded
+from tests.integration.stack import PARTITIONS, Broker, Stack, kafka_broker
+
+RECORDED_USERS, RECORDED_CHANNELS, RECORDED_SPAN_MS = 1600, 40, 600_000  # about 108,000 events
 
 
 @pytest.fixture(scope="session")
@@ -47,6 +52,19 @@ async def connect(stack: Stack) -> AsyncIterator:  # type: ignore[type-arg]
             await client.close()
 
 
+@pytest.fixture(scope="session")
+async def recorded(stack: Stack) -> Recorded:
+    """The recorded log of the history tests (over 100,000 events), produced once."""
+    start = int(time.time() * 1000) - RECORDED_SPAN_MS - 60_000
+    events = recorded_log.sessions(RECORDED_USERS, RECORDED_CHANNELS, start, RECORDED_SPAN_MS)
+    await recorded_log.produce(stack.bootstrap, events, PARTITIONS)
+    return Recorded(start, RECORDED_SPAN_MS, len(events))
+
+
+# The history tests run last, so the log they replay holds what every other test produced, and the
+# recorded log's backlog slows no other test.
+LAST = {"test_history.py": 1, "test_replay.py": 2}
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The replay check runs last, so the log it replays holds what every other test produced."""
-    items.sort(key=lambda item: item.path.name == "test_replay.py")
+    items.sort(key=lambda item: LAST.get(item.path.name, 0))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import random
 import uuid
 from collections import defaultdict
+from dataclasses import dataclass
 
 from aiokafka import AIOKafkaProducer
 
@@ -34,6 +35,13 @@ from schemas.topics import EVENTS, batch_key, partition_for
 EDGE = "recorded-edge"
 EVENTS_PER_RECORD = 250
 STATUSES = ("online", "away", "busy", "online")
+
+
+@dataclass(frozen=True)
+class Recorded:
+    start: int  # the time of the first session's start, UTC epoch ms
+    span_ms: int  # sessions start in the first half of it and end within it
+    events: int
 
 
 def sessions(users: int, channels: int, start_ms: int, span_ms: int, seed: int = 7,

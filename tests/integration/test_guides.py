@@ -17,7 +17,7 @@ import pytest
 from tests.integration.stack import ROOT, SECRET, Stack
 
 GUIDES = ROOT / "docs" / "guides"
-EXPECTED_GUIDES = ("presence.md", "states-and-timeouts.md", "typing.md")
+EXPECTED_GUIDES = ("presence.md", "states-and-timeouts.md", "typing.md", "timelines.md", "history.md")
 BLOCK = re.compile(r"^```python\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
 BLOCK_TIMEOUT_S = 60
 

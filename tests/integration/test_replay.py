@@ -19,12 +19,10 @@ from schemas.events import EdgeLeased
 from schemas.state import EdgeLease, UserPresence
 from schemas.topics import USERS_CHANGELOG, partition_for
 from streams.core import apply_at, renewed
-from tests.integration import recorded_log
 from tests.integration.client import heartbeating
 from tests.integration.log import logged_events, logged_positions, read_all
+from tests.integration.recorded_log import Recorded
 from tests.integration.stack import PARTITIONS, ROOT, Stack
-
-RECORDED_USERS = 1600  # about 108,000 events
 
 
 async def replayed_and_live(stack: Stack) -> tuple[dict[str, UserPresence], dict[str, UserPresence]]:
@@ -69,9 +67,9 @@ async def test_replaying_the_log_rebuilds_the_live_table(stack: Stack, connect) 
     assert replayed == live
 
 
-async def presence_replay(stack: Stack) -> dict[str, str]:
+async def presence_replay(stack: Stack, *args: str) -> dict[str, str]:
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "services.cli", "replay", env=stack.env(), cwd=ROOT,
+        sys.executable, "-m", "services.cli", "replay", *args, env=stack.env(), cwd=ROOT,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     stdout, stderr = await asyncio.wait_for(process.communicate(), 120)
     assert process.returncode == 0, stderr.decode()
@@ -84,16 +82,20 @@ async def presence_replay(stack: Stack) -> dict[str, str]:
 
 
 @pytest.mark.timeout(600)
-async def test_presence_replay_of_a_recorded_log_gives_the_live_tables_hash(stack: Stack) -> None:
-    now = int(time.time() * 1000)
-    events = recorded_log.sessions(RECORDED_USERS, 40, start_ms=now - 600_000, span_ms=600_000)
-    await recorded_log.produce(stack.bootstrap, events, PARTITIONS)
-    deadline = time.monotonic() + 300
-    while True:  # until the worker has folded the recorded log and timed out what it left open
+async def test_presence_replay_of_a_recorded_log_gives_the_live_tables_hash(stack: Stack, recorded: Recorded
+                                                                           ) -> None:
+    deadline = time.monotonic() + 400
+    while True:  # until the worker has folded the recorded log and timed out what it made due
         replayed = await presence_replay(stack)
         if replayed["state"] == replayed["live"] or time.monotonic() > deadline:
             break
         await asyncio.sleep(2)
 
-    assert int(replayed["events"]) >= 100_000 and int(replayed["online"]) >= 100, replayed["printed"]
+    assert recorded.events >= 100_000 and int(replayed["events"]) >= recorded.events, replayed["printed"]
+    assert int(replayed["online"]) >= 100, replayed["printed"]
     assert replayed["state"] == replayed["live"], replayed["printed"]
+
+    # From each partition's newest users snapshot: the same tables, from a fraction of the log.
+    from_snapshot = await presence_replay(stack, "--from-snapshot")
+    assert from_snapshot["state"] == from_snapshot["live"] == replayed["live"], from_snapshot["printed"]
+    assert int(from_snapshot["events"]) < int(replayed["events"]) // 2, from_snapshot["printed"]

@@ -28,7 +28,7 @@ from schemas.dead_letters import DeadLetter
 from schemas.erasures import UserErasure
 from schemas.events import EVENT_TYPES, SCHEMA_VERSION, Event, EventBatch
 from schemas.probes import ProbeAnswered
-from schemas.snapshots import ChannelSnapshot
+from schemas.snapshots import ChannelSnapshot, UserSnapshot
 from schemas.state import AppliedSource, ChannelState, Connection, EdgeLease, UserPresence
 
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas" / "json"
@@ -47,6 +47,7 @@ TOPIC_SCHEMAS = {
     "presence-channels-changelog": "channel-state.v1.json",
     "presence-leases-changelog": "edge-lease.v1.json",
     "presence.channel-snapshots": "channel-snapshot.v1.json",
+    "presence.user-snapshots": "user-snapshot.v1.json",
     "presence.erasures": "user-erasure.v1.json",
 }
 
@@ -62,6 +63,7 @@ FILES: dict[str, tuple[type, tuple[type, ...]]] = {
     "channel-state.v1.json": (ChannelState, (ChannelState, Member, AppliedSource)),
     "edge-lease.v1.json": (EdgeLease, (EdgeLease,)),
     "channel-snapshot.v1.json": (ChannelSnapshot, (ChannelSnapshot, ChannelState, Member, AppliedSource)),
+    "user-snapshot.v1.json": (UserSnapshot, (UserSnapshot, UserPresence, Connection, EdgeLease)),
     "user-erasure.v1.json": (UserErasure, (UserErasure,)),
 }
 # Tagged unions: records are decoded through their base, which dispatches on `type`.

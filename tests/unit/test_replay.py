@@ -10,7 +10,7 @@ import pytest
 from schemas.changes import MemberLeft, UserWentOffline
 from schemas.events import EdgeLeased, Event, EventBatch
 from streams.replay import Policy, Reprojection, Tables, state_hash
-from tests.unit.test_core import closed, dropped, heartbeat, idled, joined, opened, timed_out, typing_started
+from tests.unit.test_core import closed, dropped, heartbeat, idled, joined, opened, timed_out, typing_started, updated
 
 LOG: list[Event] = [
     opened("c1", 0), joined("c1", "room", 10), heartbeat("c1", 20_000),
@@ -126,3 +126,18 @@ def test_a_policy_with_unknown_keys_or_bad_values_is_refused(raw: bytes) -> None
 def test_a_policy_file_names_milliseconds() -> None:
     assert Policy.from_json(b'{"timeout_ms": 5000, "user_retention_ms": null}') == Policy(
         timeout_ms=5_000, user_retention_ms=None)
+
+
+def test_a_replay_from_a_users_snapshot_ends_with_the_hash_of_a_replay_from_the_start() -> None:
+    lease = EdgeLeased(event_id="l1", user_id="~p0", connection_id="", edge_id="edge-1", at=0, since=0, ttl_ms=90_000)
+    log = [lease, *LOG, updated(22_000, status="busy", text="deep work"), joined("c1", "hall", 23_000),
+           closed("c2", 24_000, "v")]
+    whole = folded(log, batch=1)
+    for cut in range(1, len(log)):
+        head = folded(log[:cut], batch=1)
+        tail = Tables.from_snapshot(head.users.values(), [(p, lease) for (_, p), lease in head.leases.items()])
+        for offset in range(cut, len(log)):
+            tail.fold(0, offset, EventBatch(events=(log[offset],)))
+
+        assert state_hash(tail.users.values(), tail.channels.values()) == state_hash(
+            whole.users.values(), whole.channels.values()), cut
