@@ -35,8 +35,7 @@ def create_app(settings: EdgeSettings) -> Starlette:
 
     routes = [
         Route("/realtime/channels/{channel}/presence", rest.channel_presence, methods=["GET"]),
-        Route("/realtime/users/{user_id}/presence", rest.user_presence, methods=["GET"]),
-        Route("/realtime/users/{user_id}/presence", rest.erase_user, methods=["DELETE"]),
+        Route("/realtime/users/{user_id}/presence", rest.user, methods=["GET", "DELETE"]),
         Route("/realtime/users/{user_id}/presence/timeline", rest.user_timeline, methods=["GET"]),
         Route("/realtime/presence/update", rest.update_presence, methods=["POST"]),
         WebSocketRoute("/realtime/ws", presence_socket),

@@ -6,7 +6,7 @@ order; different users' changes reach the channel's partition in the order the p
 
 How it is found, reading one partition of each topic, not the whole log:
 1. `presence.channel-snapshots`, the channel's partition, from `SNAPSHOT_LOOKBACK_MS` before T (by
-   record time, further back if none is found): the newest complete snapshot whose time is at or
+   record time; if none is found, 64 times that, then from the start): the newest complete snapshot whose time is at or
    before T, and the channel's record in it (none: the channel was empty then).
 2. `presence.channel-changes`, the same partition, from the snapshot's position: the channel's
    changes stamped at or before T, folded with the channel stage's own `apply_member_change_at`.
@@ -82,12 +82,11 @@ async def channel_at(bootstrap: str, partitions: int, channel: str, at: int) -> 
 async def _snapshot_before(bootstrap: str, partition: int, channel: str, at: int) -> ChannelSnapshot | None:
     """The channel's record in the newest complete snapshot at or before `at` (its closing record when
     the channel was not in it); None when there is none."""
-    lookback = SNAPSHOT_LOOKBACK_MS
-    while True:
-        found = await _snapshot_between(bootstrap, partition, channel, at, at - lookback)
-        if found is not None or lookback > at:
+    for since in (at - SNAPSHOT_LOOKBACK_MS, at - 64 * SNAPSHOT_LOOKBACK_MS, 0):
+        found = await _snapshot_between(bootstrap, partition, channel, at, since)
+        if found is not None or since <= 0:
             return found
-        lookback *= 8
+    return None
 
 
 async def _snapshot_between(bootstrap: str, partition: int, channel: str, at: int, since: int

@@ -375,14 +375,16 @@ def _paths(policy: Policy) -> dict[str, Any]:
             },
         }, "delete": {
             "summary": "Erase the caller: its presence now, and its history in every answer (docs/history.md)",
-            "description": "Answered once the event log has the erasure; the processor applies it next: the user "
-                           "leaves every channel, its sockets are closed, `GET` answers 404 and history reads omit "
-                           "the user up to `erased_at`. Only the token's `sub` may be erased (403 "
-                           "presence.forbidden_user).",
+            "description": "Written to the event log, then answered once this edge no longer shows the user "
+                           "(200), or after the write timeout if the processor has not applied it yet (202: it "
+                           "will). Then the user has left every channel, its sockets are closed, `GET` answers "
+                           "404 and history reads omit the user up to `erased_at`. Only the token's `sub` may be "
+                           "erased (403 presence.forbidden_user).",
             "parameters": [{"name": "user_id", "in": "path", "required": True, "example": "alice",
                             "schema": {"type": "string", "minLength": 1}, "description": "the token's `sub`"}],
             "responses": {
-                "202": _json("ErasureAccepted", "written to the log"),
+                "200": _json("ErasureAccepted", "applied: this edge no longer shows the user"),
+                "202": _json("ErasureAccepted", "written to the log, not applied within the write timeout"),
                 **_errors(*_AUTH_ERRORS, "presence.forbidden_user", "route.not_found",
                           "service.broker_unavailable"),
             },
@@ -399,8 +401,8 @@ def _paths(policy: Policy) -> dict[str, Any]:
             ],
             "responses": {
                 "200": _json("Timeline", "sessions and intervals overlapping [from, to)"),
-                **_errors(*_AUTH_ERRORS, "history.forbidden_user", "request.invalid", "route.not_found",
-                          "service.broker_unavailable"),
+                **_errors(*_AUTH_ERRORS, "history.forbidden_user", "request.invalid", "user.not_found",
+                          "route.not_found", "service.broker_unavailable"),
             },
         }},
         "/realtime/presence/update": {"post": {

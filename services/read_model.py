@@ -53,6 +53,7 @@ class ReadModel:
         self._history: dict[str, deque[ChannelView]] = {}
         self._users: dict[str, UserView] = {}
         self._user_waiters: dict[str, list[tuple[str, asyncio.Future[UserView]]]] = {}
+        self._gone_waiters: dict[str, list[asyncio.Future[None]]] = {}
         self._partitions: list[TopicPartition] = []
         self._caught_up: set[TopicPartition] = set()
         self._task: asyncio.Task[None] | None = None
@@ -96,6 +97,21 @@ class ReadModel:
                 waiters.remove((event_id, future))
             if not waiters:
                 self._user_waiters.pop(user_id, None)
+
+    async def wait_for_user_gone(self, user_id: str, timeout_s: float) -> None:
+        """Once the user has no view (erased, or forgotten); raises TimeoutError otherwise."""
+        if user_id not in self._users:
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._gone_waiters.setdefault(user_id, []).append(future)
+        try:
+            await asyncio.wait_for(future, timeout_s)
+        finally:
+            waiters = self._gone_waiters.get(user_id, [])
+            if future in waiters:
+                waiters.remove(future)
+            if not waiters:
+                self._gone_waiters.pop(user_id, None)
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._consume_forever(), name="read-model")
@@ -198,8 +214,12 @@ class ReadModel:
         self._listener(view, before.seq if before is not None else 0)
 
     def _apply_user(self, record: ConsumerRecord[bytes, bytes]) -> None:
-        if record.value is None:  # the processor forgot the user (offline beyond the retention)
-            self._users.pop((record.key or b"").decode(errors="replace"), None)
+        if record.value is None:  # the processor forgot the user (offline beyond the retention), or erased it
+            user_id = (record.key or b"").decode(errors="replace")
+            self._users.pop(user_id, None)
+            for gone in self._gone_waiters.get(user_id, []):
+                if not gone.done():
+                    gone.set_result(None)
             return
         view = _decode(record.value, UserView)
         if view is None:

@@ -22,6 +22,9 @@ from services.updates import update_event
 
 MAX_PAGE = 1000
 HISTORY_TIMEOUT_S = 30.0
+# History reads open their own Kafka consumers: a few at a time, so a burst of them cannot crowd out
+# the edge's writes and reads on the broker.
+HISTORY_READS = asyncio.Semaphore(4)
 # Idempotency keys map to event ids under this namespace; the core drops a repeated event id.
 IDEMPOTENCY_NAMESPACE = uuid.UUID("6f6c3a52-8e0e-4d6e-9a43-1b0f5f0c9b1e")
 
@@ -100,7 +103,7 @@ async def _channel_at(edge: Edge, channel: str, at: str) -> history.ChannelAt:
     except ValueError as exc:
         raise ApiError("request.invalid", str(exc)) from None
     try:
-        async with asyncio.timeout(HISTORY_TIMEOUT_S):
+        async with asyncio.timeout(HISTORY_TIMEOUT_S), HISTORY_READS:
             return await history.channel_at(edge.settings.bootstrap_servers, edge.settings.partitions, channel, when)
     except (KafkaError, TimeoutError) as exc:
         raise ApiError("service.broker_unavailable", f"could not read the channel's history: {exc!r}") from None
@@ -129,10 +132,13 @@ async def user_timeline(request: Request) -> Response:
         raise ApiError("request.invalid", str(exc)) from None
     settings = _edge(request).settings
     try:
-        timeline = await timeline_reader.user_timeline(settings.bootstrap_servers, settings.partitions, user_id,
-                                                       from_ms, to_ms)
+        async with HISTORY_READS:
+            timeline = await timeline_reader.user_timeline(settings.bootstrap_servers, settings.partitions, user_id,
+                                                           from_ms, to_ms)
     except timeline_reader.LogUnavailable as exc:
         raise ApiError("service.broker_unavailable", f"could not read the user's history: {exc}") from None
+    if timeline.erased_at is not None and not timeline.sessions and not timeline.statuses:
+        raise ApiError("user.not_found", "the user was erased and has not come back")
     return JSONResponse(timeline_reader.as_json(timeline))
 
 
@@ -168,9 +174,15 @@ async def update_presence(request: Request) -> Response:
     return JSONResponse(body)
 
 
+async def user(request: Request) -> Response:
+    """One route for both methods, so a 405 names both in `Allow`."""
+    return await (erase_user(request) if request.method == "DELETE" else user_presence(request))
+
+
 async def erase_user(request: Request) -> Response:
-    """The caller asks to be erased: a `user.erased` in the log, answered once Kafka has it (202: the
-    processor applies it next, and every edge then closes the user's sockets; docs/history.md#erasure)."""
+    """The caller asks to be erased: a `user.erased` in the log, answered 200 once this edge no longer
+    shows the user, or 202 if the processor has not applied it within the write timeout (it will: the
+    log has it; every edge then closes the user's sockets; docs/history.md#erasure)."""
     principal = _principal(request)
     if request.path_params["user_id"] != principal.user_id:
         raise ApiError("presence.forbidden_user", "a user may erase only itself")
@@ -180,7 +192,11 @@ async def erase_user(request: Request) -> Response:
     await edge.log.write(event)
     body = {"event_id": event.event_id, "user_id": event.user_id, "erased_at": event.at,
             "erased_at_iso": representation.iso(event.at)}
-    return JSONResponse(body, status_code=202)
+    try:
+        await edge.read_model.wait_for_user_gone(principal.user_id, edge.settings.write_timeout_s)
+    except TimeoutError:
+        return JSONResponse(body, status_code=202)
+    return JSONResponse(body)
 
 
 async def healthz(request: Request) -> Response:

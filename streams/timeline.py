@@ -116,6 +116,7 @@ class Timeline:
     to_ms: int | None = None
     partition: int | None = None  # what it reflects: every record of `partition` of `presence.events` ...
     offset: int | None = None  # ... below this offset (set by the reader)
+    erased_at: int | None = None  # the user's latest erasure in what was folded
 
     def window(self, from_ms: int, to_ms: int) -> Timeline:
         """The sessions and intervals overlapping [from_ms, to_ms), true times kept, `clipped` set."""
@@ -174,6 +175,7 @@ class TimelineFold:
         self._statuses: list[StatusInterval] = []
         self._shown: Shown | None = None  # None: nothing folded yet
         self._started = False
+        self._erased_at: int | None = None
 
     def fold(self, step: Step) -> None:
         if step.event.user_id != self.user_id:
@@ -182,6 +184,7 @@ class TimelineFold:
             self._started = True
             self._seed(step)
         if isinstance(step.event, UserErased):  # rule 8
+            self._erased_at = step.event.at
             self._sessions, self._open, self._statuses = [], {}, []
             self._shown = _FORGOTTEN
             return
@@ -193,7 +196,8 @@ class TimelineFold:
             self._open_interval(shown, step.event.at, cause(step.event, step.before, step.after))
 
     def timeline(self) -> Timeline:
-        return Timeline(user_id=self.user_id, sessions=tuple(self._sessions), statuses=tuple(self._statuses))
+        return Timeline(user_id=self.user_id, sessions=tuple(self._sessions), statuses=tuple(self._statuses),
+                        erased_at=self._erased_at)
 
     def _seed(self, step: Step) -> None:
         before = step.before

@@ -47,7 +47,8 @@ async def test_an_erased_user_is_gone_from_presence_and_from_every_history_read(
         assert (other.status_code, other.json()["error"]["code"]) == (403, "presence.forbidden_user")
         after = len(watcher.frames)
         answer = await http.delete(f"/realtime/users/{erased_id}/presence")
-        assert answer.status_code == 202, answer.text
+        assert answer.status_code == 200, answer.text  # applied: this edge shows the user no more
+        assert (await http.get(f"/realtime/users/{erased_id}/presence")).status_code == 404
         accepted = answer.json()
         assert accepted["user_id"] == erased_id and accepted["erased_at"] >= before
 
@@ -70,8 +71,7 @@ async def test_an_erased_user_is_gone_from_presence_and_from_every_history_read(
         assert erased_id not in members(await http.get(f"/realtime/channels/{channel}/presence",
                                                        params={"at": before}))
         timeline = await http.get(f"/realtime/users/{erased_id}/presence/timeline")
-        assert timeline.status_code == 200, timeline.text
-        assert (timeline.json()["sessions"], timeline.json()["statuses"]) == ([], [])
+        assert (timeline.status_code, timeline.json()["error"]["code"]) == (404, "user.not_found"), timeline.text
 
     erasures = [decode(r.value, UserErasure) for r in await read_all(stack.bootstrap, ERASURES.name)
                 if r.key == erased_id.encode()]

@@ -39,6 +39,12 @@ checks.positive_data_acceptance.expected-statuses = ["101", "426"]
 include-path = "/realtime/users/{user_id}/presence/timeline"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "3xx", "400", "401", "403", "404", "409", "429", "5xx"]
 
+# A channel read `at` an instant is refused (400 request.invalid) before 1970 or after 9999: the
+# range of epoch milliseconds, which a `date-time` string cannot state.
+[[operations]]
+include-path = "/realtime/channels/{channel}/presence"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "3xx", "400", "401", "403", "404", "409", "429", "5xx"]
+
 # The default list, plus 413: a body over PRESENCE_MAX_BODY_BYTES is refused before it is parsed.
 # JSON Schema has no keyword for a size in bytes, so an oversized invalid body is still a rejection.
 [checks.negative_data_rejection]

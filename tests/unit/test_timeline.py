@@ -247,6 +247,6 @@ def test_an_erased_users_timeline_keeps_nothing_from_before_the_erasure() -> Non
     )
     back = timeline(opened("c1", 1_000), joined("c1", "room-1", 1_100), erase, opened("c2", 4_000, device="ios"))
 
-    assert (erased.sessions, erased.statuses) == ((), ())
+    assert (erased.sessions, erased.statuses, erased.erased_at) == ((), (), 3_000)
     assert back.sessions == (session("c2", None, 4_000, device="ios"),)
     assert back.statuses == (status("online", 4_000, None, "connect"),)
