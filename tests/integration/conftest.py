@@ -6,9 +6,9 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from tests.integration import recorded_log
+from bench import recorded_log
+from bench.recorded_log import Recorded
 from tests.integration.client import Client, wait_for_processor
-from tests.integration.recorded_log import Recorded
 from tests.integration.stack import PARTITIONS, Broker, Stack, kafka_broker
 
 RECORDED_USERS, RECORDED_CHANNELS, RECORDED_SPAN_MS = 1600, 40, 600_000  # about 108,000 events

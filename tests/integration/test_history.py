@@ -21,11 +21,11 @@ import httpx
 import orjson
 import pytest
 
+from bench.recorded_log import Recorded
 from schemas.events import Event
 from schemas.topics import partition_for
 from tests import oracle
 from tests.integration.log import logged_positions
-from tests.integration.recorded_log import Recorded
 from tests.integration.stack import PARTITIONS, ROOT, Stack
 
 CHECKED_CHANNELS = 8  # of the recorded log's 40

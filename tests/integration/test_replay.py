@@ -14,6 +14,7 @@ import time
 
 import pytest
 
+from bench.recorded_log import Recorded
 from schemas.codec import decode
 from schemas.events import EdgeLeased
 from schemas.state import EdgeLease, UserPresence
@@ -21,7 +22,6 @@ from schemas.topics import USERS_CHANGELOG, partition_for
 from streams.core import apply_at, renewed
 from tests.integration.client import heartbeating
 from tests.integration.log import logged_events, logged_positions, read_all
-from tests.integration.recorded_log import Recorded
 from tests.integration.stack import PARTITIONS, ROOT, Stack
 
 

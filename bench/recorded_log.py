@@ -1,5 +1,5 @@
-"""A recorded log for history tests: sessions of many users, as edges would have written them, produced
-straight to `presence.events` (the processor folds them like any other records).
+"""A recorded log for the history tests and benchmarks: sessions of many users, as edges would have
+written them, produced straight to `presence.events` (the processor folds them like any other records).
 
 Deterministic for a seed and a start time: devices connect, join channels, heartbeat with activity,
 change status and text, type, leave, and close or drop. Connections dropped or left open are timed out by the
