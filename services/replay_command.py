@@ -14,18 +14,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import multiprocessing
 import os
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import orjson
+from aiokafka.structs import ConsumerRecord
 
 from schemas.codec import DecodeError, decode, encode, to_builtins
 from schemas.events import EventBatch
-from schemas.state import ChannelState, UserPresence
-from schemas.topics import CHANNELS_CHANGELOG, EVENTS, USERS_CHANGELOG
+from schemas.state import ChannelState, EdgeLease, UserPresence
+from schemas.topics import CHANNELS_CHANGELOG, EVENTS, USERS_CHANGELOG, partition_for
 from services import log_reader
 from services.snapshot_reader import newest_users_snapshot
 from streams.core import user_view
@@ -41,6 +44,8 @@ def add_parser(commands: Any) -> None:
     replay.add_argument("--from-snapshot", action="store_true",
                         help="start each partition from its newest users snapshot, not the log's start")
     replay.add_argument("--no-live", action="store_true", help="do not read the live tables to compare")
+    replay.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                        help="processes folding partitions side by side (default: one per core)")
 
 
 def run(args: argparse.Namespace) -> None:
@@ -54,9 +59,9 @@ def run(args: argparse.Namespace) -> None:
             sys.exit(f"{args.policy}: {exc}")
         _reproject(bootstrap, policy, args.out)
         return
-    tables, spans = asyncio.run(_from_snapshots(bootstrap)) if args.from_snapshot else (None, None)
-    tables, summary = asyncio.run(replay(bootstrap, tables, spans=spans))
-    if spans is not None:
+    tables, spans = asyncio.run(_from_snapshots(bootstrap) if args.from_snapshot else whole_log(bootstrap))
+    tables, summary = replay_in_parallel(bootstrap, tables, spans, args.jobs)
+    if args.from_snapshot:
         print(f"snapshots  {', '.join(f'{s.partition}@{s.start}' for s in spans)} (partition@offset)")
     print(f"replayed   {summary['events']:,} events from {summary['records']:,} records in {summary['seconds']:.1f} s "
           f"({summary['events_per_s']:,.0f} events/s)")
@@ -66,6 +71,75 @@ def run(args: argparse.Namespace) -> None:
     if not args.no_live:
         live = asyncio.run(live_hash(bootstrap))
         print(f"live hash  {live}  ({'equal' if live == summary['hash'] else 'differs'})")
+
+
+def replay_in_parallel(bootstrap: str, tables: Tables, spans: list[log_reader.Span], jobs: int
+                       ) -> tuple[Tables, dict[str, Any]]:
+    """`spans` folded from `tables` by `jobs` processes, a partition each at a time (a user's events and
+    its partition's leases are all in that partition). Users and leases only (`Tables.announce` False):
+    the channels are rebuilt from the users at the end."""
+    extent = asyncio.run(log_reader.extent(bootstrap, EVENTS.name))
+    total = sum(end - max(first, span.start or 0) for span in spans for first, end in [extent[span.partition]])
+    read = multiprocessing.Value("q", 0)
+    began = time.monotonic()
+    with ProcessPoolExecutor(max(1, jobs), initializer=_share_progress, initargs=(read,)) as pool:
+        futures = [pool.submit(_fold_partition, bootstrap, span, *_held_in(tables, span.partition, len(extent)))
+                   for span in spans]
+        while not all(f.done() for f in futures):
+            _progress(read.value / (total or 1), read.value)
+            time.sleep(PROGRESS_EVERY_S)
+        parts = [f.result() for f in futures]
+    seconds = time.monotonic() - began
+    _progress(1.0, read.value)
+    print(file=sys.stderr)
+    folded = Tables(announce=False)
+    for users, leases, _ in parts:
+        folded.users.update(users)
+        folded.leases.update(leases)
+    folded.rebuild_channels()
+    events = sum(n for _, _, n in parts)
+    return folded, {
+        "records": read.value, "events": events, "seconds": seconds, "events_per_s": events / seconds if seconds else 0,
+        "channels": sum(1 for c in folded.channels.values() if c.members),
+        "hash": state_hash(folded.users.values(), folded.channels.values()),
+    }
+
+
+Leases = dict[tuple[str, int], EdgeLease]
+
+
+def _held_in(tables: Tables, partition: int, partitions: int) -> tuple[dict[str, UserPresence], Leases]:
+    return ({user_id: u for user_id, u in tables.users.items() if partition_for(user_id, partitions) == partition},
+            {key: lease for key, lease in tables.leases.items() if key[1] == partition})
+
+
+_read: Any = None  # in a replay process: the records read by all of them (a multiprocessing.Value)
+
+
+def _share_progress(read: Any) -> None:
+    global _read
+    _read = read
+
+
+def _fold_partition(bootstrap: str, span: log_reader.Span, users: dict[str, UserPresence], leases: Leases
+                    ) -> tuple[dict[str, UserPresence], Leases, int]:
+    """One partition folded in a replay process: its users, its leases, and how many events it held."""
+    tables = Tables(users=users, leases=leases, announce=False)
+    events = 0
+
+    async def fold() -> None:
+        nonlocal events
+        async for batch in log_reader.read(bootstrap, EVENTS.name, [span]):
+            events += fold_records(batch, tables.fold)
+            with _read.get_lock():
+                _read.value += len(batch)
+
+    asyncio.run(fold())
+    return tables.users, tables.leases, events
+
+
+async def whole_log(bootstrap: str) -> tuple[Tables, list[log_reader.Span]]:
+    return Tables(announce=False), [log_reader.Span(p) for p in sorted(await log_reader.extent(bootstrap, EVENTS.name))]
 
 
 async def _from_snapshots(bootstrap: str) -> tuple[Tables, list[log_reader.Span]]:
@@ -80,45 +154,50 @@ async def _from_snapshots(bootstrap: str) -> tuple[Tables, list[log_reader.Span]
     return tables, [log_reader.Span(p, start=starts.get(p)) for p in partitions]
 
 
-async def replay(bootstrap: str, tables: Tables | None = None, fold: Any = None,
-                 spans: list[log_reader.Span] | None = None) -> tuple[Tables, dict[str, Any]]:
-    """The records of `presence.events` (all, or those of `spans`) folded into `tables` (by `fold`, its
-    `fold` by default)."""
+async def replay(bootstrap: str, tables: Tables | None = None, fold: Any = None) -> tuple[Tables, dict[str, Any]]:
+    """Every record of `presence.events` folded into `tables` (by `fold`, its `fold` by default), in one
+    process, changes and channels included (a re-projection's output needs them)."""
     tables = tables or Tables()
     fold = fold or tables.fold
     extent = await log_reader.extent(bootstrap, EVENTS.name)
-    starts = {s.partition: s.start or 0 for s in spans or ()}
-    total = sum(end - max(first, starts.get(p, 0)) for p, (first, end) in extent.items()) or 1
-    records = events = undecodable = 0
+    total = sum(end - first for first, end in extent.values()) or 1
+    records = events = 0
     began = shown = time.monotonic()
-    async for batch in log_reader.read(bootstrap, EVENTS.name, spans):
-        for record in batch:
-            try:
-                events_batch = decode(record.value, EventBatch)
-            except DecodeError:  # set aside by the processor as a dead letter: it folded nothing
-                undecodable += 1
-                continue
-            fold(record.partition, record.offset, events_batch)
-            events += len(events_batch.events)
+    async for batch in log_reader.read(bootstrap, EVENTS.name):
+        events += fold_records(batch, fold)
         records += len(batch)
         if time.monotonic() - shown > PROGRESS_EVERY_S:
             shown = time.monotonic()
-            _progress(records / total, events)
+            _progress(records / total, records)
     seconds = time.monotonic() - began
-    _progress(1.0, events)
+    _progress(1.0, records)
     print(file=sys.stderr)
     channels = sum(1 for c in tables.channels.values() if c.members)
     return tables, {
-        "records": records, "events": events, "undecodable": undecodable, "seconds": seconds,
+        "records": records, "events": events, "seconds": seconds,
         "events_per_s": events / seconds if seconds else 0.0, "channels": channels,
         "hash": state_hash(tables.users.values(), tables.channels.values()),
     }
 
 
-def _progress(done: float, events: int) -> None:
+def fold_records(batch: list[ConsumerRecord[bytes, bytes]], fold: Any) -> int:
+    """`fold` each record's events; how many there were. A record that does not decode was set aside by
+    the processor as a dead letter: it folded nothing, nor does a replay."""
+    events = 0
+    for record in batch:
+        try:
+            decoded = decode(record.value, EventBatch)
+        except DecodeError:
+            continue
+        fold(record.partition, record.offset, decoded)
+        events += len(decoded.events)
+    return events
+
+
+def _progress(done: float, records: int) -> None:
     width = 30
     bar = "#" * int(done * width)
-    print(f"\r[{bar:<{width}}] {done:4.0%}  {events:,} events", end="", file=sys.stderr, flush=True)
+    print(f"\r[{bar:<{width}}] {done:4.0%}  {records:,} records", end="", file=sys.stderr, flush=True)
 
 
 async def live_hash(bootstrap: str) -> str:

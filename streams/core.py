@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
-from dataclasses import replace
 from typing import Any, cast
 
 from schemas.changes import (
@@ -64,6 +63,7 @@ from schemas.events import (
     UserForgotten,
     UserIdled,
 )
+from schemas.evolve import evolve
 from schemas.state import Connection, EdgeLease, UserPresence
 
 # Enough to absorb what a worker redoes after a rebalance (events since its last commit).
@@ -79,9 +79,11 @@ def _no_lease(edge_id: str) -> EdgeLease | None:
     return None
 
 
-def apply(state: UserPresence | None, event: Event, lease_of: LeaseOf = _no_lease
+def apply(state: UserPresence | None, event: Event, lease_of: LeaseOf = _no_lease, announce: bool = True
           ) -> tuple[UserPresence | None, list[Change]]:
-    """`lease_of` gives the edges' leases in the event's partition as the log has them at this event."""
+    """`lease_of` gives the edges' leases in the event's partition as the log has them at this event.
+    `announce=False` skips deriving the changes (a replay that wants only the states: the bulk of the
+    cost of a heartbeat); an erasure's are derived anyway."""
     if isinstance(event, EdgeProbed | EdgeLeased):  # about the processor or an edge, not the user
         return state, []
     if isinstance(event, UserForgotten):
@@ -105,8 +107,8 @@ def apply(state: UserPresence | None, event: Event, lease_of: LeaseOf = _no_leas
     if not isinstance(event, Heartbeat):  # heartbeats are idempotent by themselves: time only moves forward
         # Remembered even when it changed nothing: redone after a rebalance, on a state that has
         # moved on, it could take effect where it did not the first time.
-        after = replace(after, recent_event_ids=(*after.recent_event_ids, event.event_id)[-RECENT_EVENT_IDS:])
-    return after, _changes(state, after, event)
+        after = evolve(after, recent_event_ids=(*after.recent_event_ids, event.event_id)[-RECENT_EVENT_IDS:])
+    return after, _changes(state, after, event) if announce else []
 
 
 def _forget(state: UserPresence | None, e: UserForgotten) -> UserPresence | None:
@@ -135,8 +137,8 @@ def _erase(state: UserPresence | None, e: UserErased) -> tuple[UserPresence | No
     return marker, _changes(state, marker, e)
 
 
-def apply_at(state: UserPresence | None, event: Event, offset: int, index: int, lease_of: LeaseOf = _no_lease
-             ) -> tuple[UserPresence | None, list[Change]]:
+def apply_at(state: UserPresence | None, event: Event, offset: int, index: int, lease_of: LeaseOf = _no_lease,
+             announce: bool = True) -> tuple[UserPresence | None, list[Change]]:
     """`apply` for the event at `index` in the batch of the `presence.events` record at `offset`.
 
     After a failover a worker redoes the records since its group's last commit, and a commit can stay
@@ -147,11 +149,11 @@ def apply_at(state: UserPresence | None, event: Event, offset: int, index: int, 
     """
     if state is not None and (offset, index) <= (state.applied_offset, state.applied_index):
         return state, []
-    after, changes = apply(state, event, lease_of)
-    changes = [replace(change, source=(offset, index, n)) for n, change in enumerate(changes)]
+    after, changes = apply(state, event, lease_of, announce)
+    changes = [evolve(change, source=(offset, index, n)) for n, change in enumerate(changes)]
     if after is None or after is state:
         return after, changes
-    return replace(after, applied_offset=offset, applied_index=index), changes
+    return evolve(after, applied_offset=offset, applied_index=index), changes
 
 
 def due_events(state: UserPresence, now: int, sweeper_id: str, forget_after_ms: int | None = None,
@@ -181,7 +183,7 @@ def due_events(state: UserPresence, now: int, sweeper_id: str, forget_after_ms: 
         deadline, alive_at = _deadline(c, lease_of)
         if deadline <= now:
             timeout = cast(ConnectionTimedOut, expiry(ConnectionTimedOut, deadline, c.connection_id))
-            due.append(timeout if alive_at is None else replace(timeout, alive_at=alive_at))
+            due.append(timeout if alive_at is None else evolve(timeout, alive_at=alive_at))
     due += [expiry(TypingExpired, t, channel=ch) for ch, t in sorted(state.typing.items()) if t <= now]
     if state.status_expires_at is not None and state.status_expires_at <= now:
         due.append(expiry(StatusExpired, state.status_expires_at))
@@ -264,7 +266,7 @@ def _opened(state: UserPresence, e: ConnectionOpened) -> UserPresence:
     )
     status = e.status if e.status is not None and not state.online else state.status
     metadata = state.metadata if e.metadata is None else e.metadata
-    return replace(
+    return evolve(
         state, connections=(*state.connections, connection), status=status, metadata=metadata,
         idle_after_ms=e.idle_after_ms, idle=state.idle and not _wakes(state, e.at), last_seen=_seen(state, e.at),
     )
@@ -280,7 +282,7 @@ def _dropped(state: UserPresence, e: ConnectionDropped) -> UserPresence:
     connection = _find(state, e.connection_id)
     if connection is None or connection.dropped_at is not None:
         return state
-    return _with(state, replace(connection, dropped_at=e.at, grace_ms=e.grace_ms))
+    return _with(state, evolve(connection, dropped_at=e.at, grace_ms=e.grace_ms))
 
 
 def _kept_alive(state: UserPresence, e: ConnectionTimedOut, lease_of: LeaseOf) -> bool:
@@ -308,8 +310,8 @@ def _heartbeat(state: UserPresence, e: Heartbeat) -> UserPresence:
     if e.at <= connection.last_heartbeat and active == connection.last_active:
         return state
     woken = _wakes(state, active)  # not `active > connection.last_active`: another connection may be later
-    connection = replace(connection, last_heartbeat=max(e.at, connection.last_heartbeat), last_active=active)
-    return _with(replace(state, idle=state.idle and not woken), connection)
+    connection = evolve(connection, last_heartbeat=max(e.at, connection.last_heartbeat), last_active=active)
+    return _with(evolve(state, idle=state.idle and not woken), connection)
 
 
 def _joined(state: UserPresence, e: ChannelJoined) -> UserPresence:
@@ -320,8 +322,8 @@ def _joined(state: UserPresence, e: ChannelJoined) -> UserPresence:
     timeouts = connection.channel_timeouts
     if e.timeout_ms is not None:
         timeouts = {**timeouts, e.channel: e.timeout_ms}
-    connection = replace(connection, channels=(*connection.channels, e.channel), channel_timeouts=timeouts)
-    return _active(_with(replace(state, channel_since=since), connection), e)
+    connection = evolve(connection, channels=(*connection.channels, e.channel), channel_timeouts=timeouts)
+    return _active(_with(evolve(state, channel_since=since), connection), e)
 
 
 def _left(state: UserPresence, e: ChannelLeft) -> UserPresence:
@@ -330,11 +332,11 @@ def _left(state: UserPresence, e: ChannelLeft) -> UserPresence:
         return state
     channels = tuple(c for c in connection.channels if c != e.channel)
     timeouts = {c: t for c, t in connection.channel_timeouts.items() if c != e.channel}
-    return _active(_with(state, replace(connection, channels=channels, channel_timeouts=timeouts)), e)
+    return _active(_with(state, evolve(connection, channels=channels, channel_timeouts=timeouts)), e)
 
 
 def _updated(state: UserPresence, e: PresenceUpdated) -> UserPresence:
-    changed = replace(
+    changed = evolve(
         state,
         status=state.status if e.status is None else e.status,
         visible=state.visible if e.status is None else e.visible,
@@ -345,37 +347,37 @@ def _updated(state: UserPresence, e: PresenceUpdated) -> UserPresence:
         metadata=state.metadata if e.metadata is None else e.metadata,
     )
     if e.timeout_ms is not None:
-        changed = replace(changed, connections=tuple(replace(c, timeout_ms=e.timeout_ms) for c in state.connections))
+        changed = evolve(changed, connections=tuple(evolve(c, timeout_ms=e.timeout_ms) for c in state.connections))
     if changed == state and not (state.idle and state.online):  # while auto-away, even this is activity
         return state
     # Going invisible is the moment the user was last seen; coming back is seen at once.
-    return replace(_active(changed, e), last_seen=_seen(state if state.visible else changed, e.at))
+    return evolve(_active(changed, e), last_seen=_seen(state if state.visible else changed, e.at))
 
 
 def _typing_started(state: UserPresence, e: TypingStarted) -> UserPresence:
     connection = _find(state, e.connection_id)
     if connection is None or e.channel not in connection.channels or state.typing.get(e.channel, 0) >= e.expires_at:
         return state
-    return _active(replace(state, typing={**state.typing, e.channel: e.expires_at}), e)
+    return _active(evolve(state, typing={**state.typing, e.channel: e.expires_at}), e)
 
 
 def _typing_stopped(state: UserPresence, e: TypingStopped) -> UserPresence:
     if e.channel not in state.typing:
         return state
-    return _active(replace(state, typing={c: t for c, t in state.typing.items() if c != e.channel}), e)
+    return _active(evolve(state, typing={c: t for c, t in state.typing.items() if c != e.channel}), e)
 
 
 def _typing_expired(state: UserPresence, e: TypingExpired) -> UserPresence:
     expires_at = state.typing.get(e.channel)
     if expires_at is None or e.at < expires_at:  # renewed after the sweep
         return state
-    return replace(state, typing={c: t for c, t in state.typing.items() if c != e.channel})
+    return evolve(state, typing={c: t for c, t in state.typing.items() if c != e.channel})
 
 
 def _status_expired(state: UserPresence, e: StatusExpired) -> UserPresence:
     if state.status_expires_at is None or e.at < state.status_expires_at:
         return state
-    return replace(
+    return evolve(
         state, status=DEFAULT_STATUS, visible=True, status_metadata={}, status_text=None, status_emoji=None,
         status_expires_at=None,
     )
@@ -385,7 +387,7 @@ def _idled(state: UserPresence, e: UserIdled) -> UserPresence:
     idle_at = _idle_at(state)
     if idle_at is None or e.at < idle_at:  # activity after the sweep
         return state
-    return replace(state, idle=True)
+    return evolve(state, idle=True)
 
 
 # Each event type to its transition (which takes that type: the table is the dispatch).
@@ -424,15 +426,15 @@ def _find(state: UserPresence, connection_id: str) -> Connection | None:
 
 def _with(state: UserPresence, connection: Connection) -> UserPresence:
     connections = tuple(connection if c.connection_id == connection.connection_id else c for c in state.connections)
-    return replace(state, connections=connections)
+    return evolve(state, connections=connections)
 
 
 def _without(state: UserPresence, connection_id: str, last_seen: int) -> UserPresence:
     gone = _find(state, connection_id)
     connections = tuple(c for c in state.connections if c.connection_id != connection_id)
     if gone is not None:  # the ones left inherit its activity: the activity clock never moves back (`_wakes`)
-        connections = tuple(replace(c, last_active=max(c.last_active, gone.last_active)) for c in connections)
-    return replace(state, connections=connections, last_seen=_seen(state, last_seen))
+        connections = tuple(evolve(c, last_active=max(c.last_active, gone.last_active)) for c in connections)
+    return evolve(state, connections=connections, last_seen=_seen(state, last_seen))
 
 
 def _seen(state: UserPresence, at: int) -> int | None:
@@ -446,11 +448,11 @@ def _active(state: UserPresence, e: Event) -> UserPresence:
     # it moves the activity clock like any other.
     own = _find(state, e.connection_id)
     connections = tuple(
-        replace(c, last_active=e.at) if (own is None or c is own) and e.at > c.last_active else c
+        evolve(c, last_active=e.at) if (own is None or c is own) and e.at > c.last_active else c
         for c in state.connections
     )
     woken = _wakes(state, e.at)
-    return replace(state, connections=connections, idle=state.idle and not woken, last_seen=_seen(state, e.at))
+    return evolve(state, connections=connections, idle=state.idle and not woken, last_seen=_seen(state, e.at))
 
 
 def _wakes(state: UserPresence, active_at: int) -> bool:
@@ -483,7 +485,7 @@ def _prune(state: UserPresence) -> UserPresence:
     typing = {c: t for c, t in state.typing.items() if c in present}
     if since == state.channel_since and typing == state.typing:
         return state
-    return replace(state, channel_since=since, typing=typing)
+    return evolve(state, channel_since=since, typing=typing)
 
 
 def _channels(state: UserPresence) -> set[str]:

@@ -71,6 +71,9 @@ class Tables:
     leases: dict[tuple[str, int], EdgeLease] = field(default_factory=dict)
     channels: dict[str, ChannelState] = field(default_factory=dict)
     changes_folded: int = 0  # stands in for the repartition topic's offsets: only its growth matters
+    # False: users and leases only, no changes derived (most of the cost of a fold); `rebuild_channels`
+    # then makes the channels from what the users show, as from a users snapshot.
+    announce: bool = True
 
     def lease_of(self, partition: int) -> LeaseOf:
         leases = self.leases
@@ -91,9 +94,9 @@ class Tables:
         """`offset` -1: an event not in the log (a re-projection's expiry), applied without a position."""
         before = self.users.get(event.user_id)
         if offset < 0:
-            after, changes = apply(before, event, lease_of)
+            after, changes = apply(before, event, lease_of, self.announce)
         else:
-            after, changes = apply_at(before, event, offset, index, lease_of)
+            after, changes = apply_at(before, event, offset, index, lease_of, self.announce)
         if after is not before:
             if after is None:
                 del self.users[event.user_id]
@@ -118,20 +121,24 @@ class Tables:
         """Tables as a users snapshot holds them; the channels are what the users show (see `state_hash`)."""
         tables = cls(users={u.user_id: u for u in users},
                      leases={(lease.edge_id, partition): lease for partition, lease in leases})
+        tables.rebuild_channels()
+        return tables
+
+    def rebuild_channels(self) -> None:
+        """The channels as the users show themselves in them (see `state_hash` for what differs)."""
         members: dict[str, dict[str, Member]] = {}
         typing: dict[str, set[str]] = {}
-        for state in tables.users.values():
+        for state in self.users.values():
             shown, typing_in = memberships(state)
             for channel, shown_member in shown.items():
                 members.setdefault(channel, {})[state.user_id] = shown_member
             for channel in typing_in:
                 typing.setdefault(channel, set()).add(state.user_id)
-        tables.channels = {
+        self.channels = {
             channel: ChannelState(channel=channel, members=tuple(m for _, m in sorted(by_user.items())),
                                   typing=tuple(sorted(typing.get(channel, ()))))
             for channel, by_user in members.items()
         }
-        return tables
 
 
 def state_hash(users: Iterable[UserPresence], channels: Iterable[ChannelState]) -> str:

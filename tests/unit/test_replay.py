@@ -141,3 +141,16 @@ def test_a_replay_from_a_users_snapshot_ends_with_the_hash_of_a_replay_from_the_
 
         assert state_hash(tail.users.values(), tail.channels.values()) == state_hash(
             whole.users.values(), whole.channels.values()), cut
+
+
+def test_a_replay_of_users_alone_with_channels_rebuilt_at_the_end_has_the_same_hash() -> None:
+    log = [*LOG, updated(22_000, status="busy", text="deep work"), joined("c1", "hall", 23_000)]
+    whole = folded(log, batch=1)
+    quiet = Tables(announce=False)
+    for offset, event in enumerate(log):
+        assert quiet.fold(0, offset, EventBatch(events=(event,)))[0].changes == ()
+    assert quiet.channels == {}
+    quiet.rebuild_channels()
+
+    assert state_hash(quiet.users.values(), quiet.channels.values()) == state_hash(whole.users.values(),
+                                                                                   whole.channels.values())
