@@ -10,7 +10,7 @@ import uuid
 
 import httpx
 
-from schemas.codec import decode
+from schemas.codec import DecodeError, decode
 from schemas.erasures import UserErasure
 from schemas.events import EventBatch, UserErased
 from schemas.topics import ERASURES, EVENTS
@@ -82,7 +82,10 @@ async def test_an_erased_user_is_gone_from_presence_and_from_every_history_read(
     tables = Tables()
     erased_in_log = False
     for record in sorted(await read_all(stack.bootstrap, EVENTS.name), key=lambda r: (r.partition, r.offset)):
-        batch = decode(record.value, EventBatch)
+        try:
+            batch = decode(record.value, EventBatch)
+        except DecodeError:  # another test's malformed record: the processor set it aside, as a replay does
+            continue
         erased_in_log |= any(isinstance(e, UserErased) and e.user_id == erased_id for e in batch.events)
         tables.fold(record.partition, record.offset, batch)
     assert erased_in_log
