@@ -18,6 +18,7 @@ How it is found, reading one partition of each topic, not the whole log:
 
 from __future__ import annotations
 
+from contextlib import aclosing
 from dataclasses import dataclass, replace
 
 from schemas.changes import ChannelExpired, MemberJoined, MemberLeft, MemberTyping, MemberUpdated
@@ -43,7 +44,6 @@ class ChannelAt:
     partition: int
     position: int  # the first `presence.channel-changes` offset not read
     snapshot_position: int | None  # where the fold started (None: from the start of the log)
-    changes_read: int
 
 
 async def channel_at(bootstrap: str, partitions: int, channel: str, at: int) -> ChannelAt:
@@ -51,32 +51,33 @@ async def channel_at(bootstrap: str, partitions: int, channel: str, at: int) -> 
     snapshot = await _snapshot_before(bootstrap, partition, channel, at)
     state, start = (snapshot.state, snapshot.position) if snapshot is not None else (None, None)
     key = channel.encode()
-    position, read = start or 0, 0
+    position = start or 0
     span = log_reader.Span(partition, start=start)
-    async for batch in log_reader.read(bootstrap, CHANNEL_CHANGES.name, [span]):
-        for record in batch:
-            if record.timestamp > at + SETTLE_MS:
-                break
-            position = record.offset + 1
-            if record.key != key:
+    # aclosing: a read that stops early closes its consumer now, not when the generator is collected.
+    async with aclosing(log_reader.read(bootstrap, CHANNEL_CHANGES.name, [span])) as batches:
+        async for batch in batches:
+            for record in batch:
+                if record.timestamp > at + SETTLE_MS:
+                    break
+                position = record.offset + 1
+                if record.key != key:
+                    continue
+                try:
+                    change = decode_change(decode(record.value, dict))
+                except DecodeError:  # the channel stage set it aside as a dead letter
+                    continue
+                if isinstance(change, CHANNEL_CHANGES_TYPES) and change.at <= at:
+                    state, _ = apply_member_change_at(state, change, record.offset)
+            else:
                 continue
-            read += 1
-            try:
-                change = decode_change(decode(record.value, dict))
-            except DecodeError:  # the channel stage set it aside as a dead letter
-                continue
-            if isinstance(change, CHANNEL_CHANGES_TYPES) and change.at <= at:
-                state, _ = apply_member_change_at(state, change, record.offset)
-        else:
-            continue
-        break
+            break
     if state is not None:
         erased = await erasures.erased(bootstrap)
         if any(erasures.hides(erased, m.user_id, at) for m in state.members):
             state = replace(state, members=tuple(m for m in state.members if not erasures.hides(erased, m.user_id, at)),
                             typing=tuple(u for u in state.typing if not erasures.hides(erased, u, at)))
     return ChannelAt(channel, at, state if state is not None and state.members else None, partition, position,
-                     start, read)
+                     start)
 
 
 async def _snapshot_before(bootstrap: str, partition: int, channel: str, at: int) -> ChannelSnapshot | None:
@@ -95,19 +96,20 @@ async def _snapshot_between(bootstrap: str, partition: int, channel: str, at: in
     pending: dict[str, tuple[int, ChannelSnapshot | None]] = {}  # snapshot id -> (records seen, the channel's)
     key = channel.encode()
     span = log_reader.Span(partition, from_ms=max(since, 0))
-    async for batch in log_reader.read(bootstrap, CHANNEL_SNAPSHOTS.name, [span]):
-        for record in batch:
-            if record.timestamp > at + SETTLE_MS:
-                return best
-            if record.key is not None and record.key != key:  # another channel's: counted, not decoded
-                snapshot_id = dict(record.headers).get(SNAPSHOT_HEADER, b"").decode()
-                seen, mine = pending.get(snapshot_id, (0, None))
-                pending[snapshot_id] = (seen + 1, mine)
-                continue
-            snapshot = decode(record.value, ChannelSnapshot)
-            seen, mine = pending.pop(snapshot.snapshot_id, (0, None))
-            if snapshot.state is not None:
-                pending[snapshot.snapshot_id] = (seen + 1, snapshot)
-            elif seen == snapshot.entries and snapshot.at <= at:
-                best = mine or snapshot
+    async with aclosing(log_reader.read(bootstrap, CHANNEL_SNAPSHOTS.name, [span])) as batches:
+        async for batch in batches:
+            for record in batch:
+                if record.timestamp > at + SETTLE_MS:
+                    return best
+                if record.key is not None and record.key != key:  # another channel's: counted, not decoded
+                    snapshot_id = dict(record.headers).get(SNAPSHOT_HEADER, b"").decode()
+                    seen, mine = pending.get(snapshot_id, (0, None))
+                    pending[snapshot_id] = (seen + 1, mine)
+                    continue
+                snapshot = decode(record.value, ChannelSnapshot)
+                seen, mine = pending.pop(snapshot.snapshot_id, (0, None))
+                if snapshot.state is not None:
+                    pending[snapshot.snapshot_id] = (seen + 1, snapshot)
+                elif seen == snapshot.entries and snapshot.at <= at:
+                    best = mine or snapshot
     return best

@@ -7,7 +7,7 @@ covers is stated by the offsets it stops at.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -47,7 +47,7 @@ async def extent(bootstrap: str, topic: str) -> dict[int, tuple[int, int]]:
 
 
 async def read(bootstrap: str, topic: str, spans: Sequence[Span] | None = None
-               ) -> AsyncIterator[list[ConsumerRecord[bytes, bytes]]]:
+               ) -> AsyncGenerator[list[ConsumerRecord[bytes, bytes]], None]:
     """Batches of records, each batch from one partition in offset order. Every partition of the topic
     when `spans` is None. A topic that does not exist reads as empty."""
     consumer = reader(bootstrap)
