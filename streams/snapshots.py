@@ -5,7 +5,8 @@ holds, whole, with the log position they reflect (schemas/snapshots.py): the cha
 change since its last snapshot writes none.
 
 Channels: the channel agent tells the writer what it read (`applied`) before it awaits anything, so a
-snapshot taken between two records reflects exactly the records before its position. After a failover
+snapshot taken between two records reflects exactly the records before its position. The writer takes
+every table and position before its first send: the agents go on while a send awaits. After a failover
 the table is recovered from its changelog, which can be ahead of the records the agent reads again: no
 snapshot of that partition is written until the agent has caught up with what the table holds. A
 snapshot's time is the latest time of a change it holds, so a read for an instant before it never
@@ -86,11 +87,14 @@ async def snapshot_tables() -> None:
 
 
 async def _snapshot_channels() -> None:
+    # Tables and positions are taken together, before the first send: while a send awaits, the agents
+    # go on, and a position read later would be ahead of the states taken before it.
+    positions = dict(_positions)
     held: dict[int, list[ChannelState]] = defaultdict(list)
     for channel, state in list(channels.items()):
         held[partition_for(channel, settings.partitions)].append(state)
     for partition in _owned(CHANNEL_CHANGES.name):
-        position = _positions.get(partition)
+        position = positions.get(partition)
         states = sorted(held[partition], key=lambda s: s.channel)
         if position is None or any(s.applied_offset >= position for s in states):
             continue
@@ -104,20 +108,21 @@ async def _snapshot_channels() -> None:
 
 
 async def _snapshot_users() -> None:
+    positions = {partition: progress.next_offset(partition) for partition in _owned(EVENTS.name)}  # as above
     held_users: dict[int, list[UserPresence]] = defaultdict(list)
     for user_id, state in list(users.items()):
         held_users[partition_for(user_id, settings.partitions)].append(state)
     held_leases: dict[int, list[tuple[str, EdgeLease]]] = defaultdict(list)
     for key, lease in list(leases.items()):
         held_leases[lease_partition(key)].append((key, lease))
-    for partition in _owned(EVENTS.name):
-        position = progress.next_offset(partition)
+    log_times = {partition: progress.log_time(partition) for partition in positions}
+    for partition, position in positions.items():
         states = sorted(held_users[partition], key=lambda s: s.user_id)
         partition_leases = sorted(held_leases[partition], key=lambda kv: kv[0])
         # Leases are renewed all the time; a replay reads the renewals after the position anyway.
         if position is None or _unchanged(EVENTS.name, partition, states):
             continue
-        at = progress.log_time(partition) or 0
+        at = log_times[partition] or 0
         snapshot_id = f"{settings.worker_id}:{partition}:{position}"
         base = UserSnapshot(snapshot_id=snapshot_id, partition=partition, position=position, at=at)
         entries: list[tuple[str, object]] = [(s.user_id, replace(base, state=s)) for s in states]
