@@ -97,7 +97,12 @@ async def test_presence_replay_of_a_recorded_log_gives_the_live_tables_hash(stac
     assert int(replayed["online"]) >= 100, replayed["printed"]
     assert replayed["state"] == replayed["live"], replayed["printed"]
 
-    # From each partition's newest users snapshot: the same tables, from a fraction of the log.
-    from_snapshot = await presence_replay(stack, "--from-snapshot")
-    assert from_snapshot["state"] == from_snapshot["live"] == replayed["live"], from_snapshot["printed"]
+    # From each partition's newest users snapshot: the same tables, from a fraction of the log. (The
+    # live tables may have moved on since: the stack keeps timing out and forgetting earlier tests' users.)
+    while True:
+        from_snapshot = await presence_replay(stack, "--from-snapshot")
+        if from_snapshot["state"] == from_snapshot["live"] or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(2)
+    assert from_snapshot["state"] == from_snapshot["live"], from_snapshot["printed"]
     assert int(from_snapshot["events"]) < int(replayed["events"]) // 2, from_snapshot["printed"]
