@@ -1,13 +1,19 @@
-"""JWT authentication (HS256, PyJWT) and channel authorization.
+"""Authentication of end users (JWT, PyJWT) and of backend services (service keys), and channel authorization.
 
-The user id always comes from the token's `sub`; payloads never choose it. The optional
+An end user's id always comes from its token's `sub`; payloads never choose it. The optional
 `channels` claim lists channel ids or glob patterns the user may join and read; without it,
 every channel is allowed unless the edge runs with `PRESENCE_OPEN_CHANNELS=false`.
+
+A service key (`psk.<name>.<secret>`, configured by `PRESENCE_SERVICE_KEYS`) is a backend's
+credential, not a user's: it may read any channel and any user, and act on a user's behalf;
+every such act is an event in the log that names the service.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import hmac
+import re
 import time
 from dataclasses import dataclass
 
@@ -17,15 +23,27 @@ from services.errors import ApiError
 
 ALGORITHMS = ["HS256"]
 LEEWAY_S = 5
+SERVICE_KEY_PREFIX = "psk."
+SERVICE_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 @dataclass(frozen=True, slots=True)
 class Principal:
+    """Who makes a request: an end user (`user_id`, from a token), or a backend service (`service` set,
+    `user_id` empty: a service is nobody's presence)."""
+
     user_id: str
     channels: tuple[str, ...] | None  # None: no restriction
+    service: str | None = None  # the service key's name
+    read_users: tuple[str, ...] = ()  # the token's `read_users` claim: user ids or glob patterns it may read
+    expires_at: int | None = None  # the token's `exp` in epoch ms; None for a service key
+
+    @property
+    def is_service(self) -> bool:
+        return self.service is not None
 
     def may_access(self, channel: str) -> bool:
-        if self.channels is None:
+        if self.channels is None or self.is_service:
             return True
         return any(fnmatch.fnmatchcase(channel, pattern) for pattern in self.channels)
 
@@ -46,10 +64,13 @@ class Authenticator:
     audience: str | None = None
     issuer: str | None = None
     open_channels: bool = True
+    service_keys: dict[str, str] | None = None  # service name -> secret
 
     def authenticate(self, token: str | None) -> Principal:
         if not token:
             raise ApiError("auth.missing_token")
+        if token.startswith(SERVICE_KEY_PREFIX):
+            return self._service(token)
         required = ["exp", "sub", *(["aud"] if self.audience else []), *(["iss"] if self.issuer else [])]
         try:
             claims = jwt.decode(
@@ -63,9 +84,37 @@ class Authenticator:
             raise ApiError("auth.invalid_token", "`sub` must be a non-empty string")
         if channels is not None and not (isinstance(channels, list) and all(isinstance(c, str) for c in channels)):
             raise ApiError("auth.invalid_token", "`channels` must be a list of strings")
-        if channels is None:
-            return Principal(user_id=user_id, channels=None if self.open_channels else ())
-        return Principal(user_id=user_id, channels=tuple(channels))
+        read_users = claims.get("read_users", [])
+        if not (isinstance(read_users, list) and all(isinstance(u, str) for u in read_users)):
+            raise ApiError("auth.invalid_token", "`read_users` must be a list of strings")
+        allowed = tuple(channels) if channels is not None else (None if self.open_channels else ())
+        return Principal(user_id=user_id, channels=allowed, read_users=tuple(read_users),
+                         expires_at=int(claims["exp"]) * 1000)
+
+    def _service(self, key: str) -> Principal:
+        name, _, secret = key[len(SERVICE_KEY_PREFIX):].partition(".")
+        expected = (self.service_keys or {}).get(name)
+        # Compared in constant time, so the answer's timing tells nothing of the secret.
+        if expected is None or not hmac.compare_digest(secret.encode(), expected.encode()):
+            raise ApiError("auth.invalid_token", "unknown service key")
+        return Principal(user_id="", channels=None, service=name)
+
+
+def service_key(name: str, secret: str) -> str:
+    """The credential a service presents, as `Authorization: Bearer <key>` or `?token=<key>`."""
+    return f"{SERVICE_KEY_PREFIX}{name}.{secret}"
+
+
+def parse_service_keys(setting: str) -> dict[str, str]:
+    """`PRESENCE_SERVICE_KEYS`: comma-separated `name=secret` pairs."""
+    keys = {}
+    for entry in filter(None, (e.strip() for e in setting.split(","))):
+        name, sep, secret = entry.partition("=")
+        if not sep or not SERVICE_NAME.fullmatch(name) or len(secret) < 16:
+            raise ValueError(f"PRESENCE_SERVICE_KEYS: {entry.split('=')[0]!r} needs `name=secret`, a name of "
+                             "letters, digits, _ or -, and a secret of at least 16 characters")
+        keys[name] = secret
+    return keys
 
 
 def mint_token(secret: str, user_id: str, channels: list[str] | None = None, ttl_s: int = 3600,

@@ -69,7 +69,8 @@ async def running_edge(settings: EdgeSettings) -> AsyncIterator[Edge]:
         max_metadata_bytes=settings.max_metadata_bytes,
     )
     auth = Authenticator(
-        settings.jwt_secret, settings.jwt_audience or None, settings.jwt_issuer or None, settings.open_channels
+        settings.jwt_secret, settings.jwt_audience or None, settings.jwt_issuer or None, settings.open_channels,
+        settings.service_keys,
     )
     held = HeldConnections()
     readiness = Readiness(event_log, probe_answers, settings.edge_id, settings.partitions,

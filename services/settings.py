@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from starlette.config import Config
 
 from schemas.topics import DEFAULT_PARTITIONS
+from services.auth import parse_service_keys
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,7 @@ class EdgeSettings:
     jwt_audience: str = ""
     jwt_issuer: str = ""
     open_channels: bool = True
+    service_keys: dict[str, str] = field(default_factory=dict)  # service name -> secret (services/auth.py)
     allowed_origins: tuple[str, ...] = ()  # empty: any origin (development)
     max_channels_per_connection: int = 100
     max_connections_per_user: int = 20
@@ -84,6 +86,7 @@ class EdgeSettings:
             jwt_audience=config("PRESENCE_JWT_AUDIENCE", default=""),
             jwt_issuer=config("PRESENCE_JWT_ISSUER", default=""),
             open_channels=config("PRESENCE_OPEN_CHANNELS", cast=bool, default=True),
+            service_keys=_service_keys(config("PRESENCE_SERVICE_KEYS", default="")),
             allowed_origins=tuple(
                 o.strip() for o in config("PRESENCE_ALLOWED_ORIGINS", default="").split(",") if o.strip()
             ),
@@ -111,3 +114,10 @@ class EdgeSettings:
             probe_timeout_s=config("PRESENCE_PROBE_TIMEOUT_S", cast=float, default=cls.probe_timeout_s),
             dev_mode=config("PRESENCE_DEV_MODE", cast=bool, default=False),
         )
+
+
+def _service_keys(setting: str) -> dict[str, str]:
+    try:
+        return parse_service_keys(setting)
+    except ValueError as exc:
+        raise SystemExit(str(exc)) from None

@@ -16,11 +16,12 @@ from pathlib import Path
 
 import httpx
 
-from services.auth import mint_token
+from services.auth import mint_token, service_key
 from services.broker import create_topics, free_port, throwaway_broker
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "test-secret-" + "x" * 32
+SERVICE_SECRETS = {"backend": "backend-secret-" + "y" * 16, "dashboard": "dashboard-secret-" + "z" * 16}
 PARTITIONS = 4
 TIMEOUT_S = 3.0
 HEARTBEAT_S = 1.0
@@ -74,12 +75,16 @@ class Stack:
     def token(self, user_id: str, channels: list[str] | None = None, ttl_s: int = 3600) -> str:
         return mint_token(SECRET, user_id, channels, ttl_s)
 
+    def service_key(self, name: str = "backend") -> str:
+        return service_key(name, SERVICE_SECRETS[name])
+
     def env(self, **extra: str) -> dict[str, str]:
         env = {
             **os.environ,
             "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
             "PRESENCE_PARTITIONS": str(PARTITIONS),
             "PRESENCE_JWT_SECRET": SECRET,
+            "PRESENCE_SERVICE_KEYS": ",".join(f"{name}={secret}" for name, secret in SERVICE_SECRETS.items()),
             "PRESENCE_HTTP_PORT": str(self.http_port),
             "PRESENCE_TIMEOUT_S": str(TIMEOUT_S),
             "PRESENCE_HEARTBEAT_S": str(HEARTBEAT_S),
