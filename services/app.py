@@ -6,11 +6,13 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 
-from services import rest
+from services import admin, request_ids, rest
 from services.edge import running_edge
 from services.errors import EXCEPTION_HANDLERS, ApiError
 from services.openapi import openapi_document
@@ -38,11 +40,23 @@ def create_app(settings: EdgeSettings) -> Starlette:
         Route("/realtime/users/{user_id}/presence", rest.user, methods=["GET", "DELETE"]),
         Route("/realtime/users/{user_id}/presence/timeline", rest.user_timeline, methods=["GET"]),
         Route("/realtime/presence/update", rest.update_presence, methods=["POST"]),
+        Route("/realtime/presence/query", rest.presence_query, methods=["POST"]),
+        Route("/realtime/channels", rest.channels_list, methods=["GET"]),
         WebSocketRoute("/realtime/ws", presence_socket),
         Route("/realtime/ws", websocket_over_http, methods=["GET"]),
         Route("/healthz", rest.healthz, methods=["GET"]),
         Route("/readyz", rest.readyz, methods=["GET"]),
-        Route("/metrics", rest.metrics_endpoint, methods=["GET"]),
+        *admin.main_port_routes(settings),
         Route("/openapi.json", openapi, methods=["GET"]),
     ]
-    return Starlette(routes=routes, exception_handlers=EXCEPTION_HANDLERS, lifespan=lifespan)
+    middleware = [Middleware(request_ids.RequestIds)]  # outermost: CORS preflights carry an id too
+    if settings.cors_origins:
+        middleware.append(Middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", request_ids.HEADER],
+            expose_headers=[request_ids.HEADER],
+            max_age=600,
+        ))
+    return Starlette(routes=routes, middleware=middleware, exception_handlers=EXCEPTION_HANDLERS, lifespan=lifespan)

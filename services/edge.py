@@ -23,6 +23,7 @@ from services.protocol import Limits
 from services.read_model import ReadModel
 from services.readiness import Readiness
 from services.settings import EdgeSettings
+from services.watchers import Watchers
 
 
 @dataclass
@@ -37,6 +38,7 @@ class Edge:
     liveness: Liveness
     held: HeldConnections  # this edge's open connections, judged against the processor's states
     readiness: Readiness
+    watchers: Watchers
     sessions: Counter[str] = field(default_factory=Counter)  # user id -> open connections on this edge
 
     def connections_of(self, user_id: str) -> int:
@@ -60,6 +62,8 @@ async def running_edge(settings: EdgeSettings) -> AsyncIterator[Edge]:
     event_log = EventLog(producer, settings.partitions, settings.batch_linger_ms, settings.write_timeout_s)
     fanout = Fanout(settings.batch_above_members, settings.batch_window_ms / 1000)
     read_model = ReadModel(consumer, settings.bootstrap_servers, fanout.publish)
+    watchers = Watchers(read_model)
+    read_model.user_listener = watchers.changed
     liveness = Liveness(event_log, settings.edge_id, interval_s=settings.heartbeat_s / 2,
                         partitions=settings.partitions, since=now_ms())
     policy = Policy.load(settings.policy_file)
@@ -75,7 +79,7 @@ async def running_edge(settings: EdgeSettings) -> AsyncIterator[Edge]:
     held = HeldConnections()
     readiness = Readiness(event_log, probe_answers, settings.edge_id, settings.partitions,
                           settings.probe_interval_s, settings.probe_timeout_s)
-    edge = Edge(settings, auth, policy, limits, event_log, read_model, fanout, liveness, held, readiness)
+    edge = Edge(settings, auth, policy, limits, event_log, read_model, fanout, liveness, held, readiness, watchers)
     watch = ProcessorWatch(settings.bootstrap_servers, settings.edge_id, settings.partitions, settings.fetch_wait_ms,
                            held, on_held=liveness.processor_holds, on_lease=liveness.lease_applied)
     previous = PreviousIncarnation(settings.bootstrap_servers, settings.edge_id, settings.partitions, event_log,

@@ -24,6 +24,11 @@ MAX_METADATA_KEYS = 64
 MAX_STATUS_TEXT = 100
 MAX_STATUS_EMOJI = 16
 MAX_EXPIRY_S = 7 * 24 * 3600
+MAX_USER_IDS = 500  # in one bulk query, one `watch` frame, and watched by one connection
+MAX_USER_ID_CHARS = 256
+# A bulk query of MAX_USER_IDS ids of MAX_USER_ID_CHARS ASCII characters, quoted and comma-separated, is
+# about 130,000 bytes; twice that leaves room for whitespace and some escapes, and stays small.
+MAX_QUERY_BYTES = 256 * 1024
 Ref = str | int | None  # echoed back on the reply, so clients can match answers to requests
 
 
@@ -85,7 +90,29 @@ class Update:
     ref: Ref = None
 
 
-Command = Join | Leave | Subscribe | Unsubscribe | TypingStart | TypingStop | Heartbeat | Update
+@dataclass(frozen=True, slots=True)
+class Watch:
+    """Follow these users' views (a friends list): services/watchers.py."""
+
+    users: tuple[str, ...]
+    ref: Ref = None
+
+
+@dataclass(frozen=True, slots=True)
+class Unwatch:
+    users: tuple[str, ...]
+    ref: Ref = None
+
+
+@dataclass(frozen=True, slots=True)
+class Auth:
+    """A fresh token for the open socket, before its current one expires (same user)."""
+
+    token: str
+    ref: Ref = None
+
+
+Command = Join | Leave | Subscribe | Unsubscribe | TypingStart | TypingStop | Heartbeat | Update | Watch | Unwatch | Auth
 UPDATE_FIELDS = frozenset(
     {"status", "status_metadata", "status_text", "status_emoji", "expires_in_s", "metadata", "timeout_s"}
 )
@@ -144,6 +171,20 @@ def _update_frame(body: dict[str, Any], limits: Limits, ref: Ref) -> Update:
     return _update(body, limits, ref)
 
 
+def _auth(body: dict[str, Any], limits: Limits, ref: Ref) -> Auth:
+    token = _only(body, required={"token"})["token"]
+    if not isinstance(token, str) or not token:
+        raise ApiError("request.invalid", "`token` must be a non-empty string")
+    return Auth(token=token, ref=ref)
+
+
+def _users(cls: type[Watch | Unwatch]) -> Callable[[dict[str, Any], Limits, Ref], Command]:
+    def parse(body: dict[str, Any], limits: Limits, ref: Ref) -> Command:
+        return cls(users=user_ids(_only(body, required={"users"})["users"], "users"), ref=ref)
+
+    return parse
+
+
 _FRAMES: dict[str, Callable[[dict[str, Any], Limits, Ref], Command]] = {
     "join": _resumable(Join),
     "leave": _channel_only(Leave),
@@ -153,7 +194,28 @@ _FRAMES: dict[str, Callable[[dict[str, Any], Limits, Ref], Command]] = {
     "typing.stop": _channel_only(TypingStop),
     "heartbeat": _heartbeat,
     "update": _update_frame,
+    "watch": _users(Watch),
+    "unwatch": _users(Unwatch),
+    "auth": _auth,
 }
+
+
+def parse_query_body(raw: bytes) -> tuple[str, ...]:
+    """`POST /realtime/presence/query`: `{"user_ids": [...]}`."""
+    return user_ids(_only(_json_object(raw, MAX_QUERY_BYTES), required={"user_ids"})["user_ids"], "user_ids")
+
+
+def user_ids(value: Any, name: str) -> tuple[str, ...]:
+    """1 to MAX_USER_IDS distinct user ids, in the order given."""
+    if not isinstance(value, list) or not all(isinstance(u, str) and 1 <= len(u) <= MAX_USER_ID_CHARS for u in value):
+        raise ApiError("request.invalid", f"`{name}` must be a list of strings of 1 to {MAX_USER_ID_CHARS} characters")
+    if not value:
+        raise ApiError("request.invalid", f"`{name}` must not be empty")
+    if len(value) > MAX_USER_IDS:
+        raise ApiError("request.too_large", f"`{name}` has more than {MAX_USER_IDS} ids")
+    if len(set(value)) != len(value):
+        raise ApiError("request.invalid", f"`{name}` holds an id twice")
+    return tuple(value)
 
 
 def parse_update_body(raw: bytes, limits: Limits, user_id: str, max_bytes: int) -> Update:

@@ -14,8 +14,11 @@ Where an edge starts (no consumer group: every edge needs every channel):
    (`ChannelState.applied_offset`);
 3. `presence.channel-changes` from the committed offsets on, and `presence.users` whole, for good.
 
-It hands each new channel view to a listener (the fan-out), wakes anyone waiting for a user's
-update to be applied, and is ready once it has read up to the highwater of every partition.
+It hands each new channel view to a listener (the fan-out), tells `user_listener` (the watchers)
+which user's view or channels changed, wakes anyone waiting for a user's update to be applied, and
+is ready once it has read up to the highwater of every partition. The same fold keeps an index of
+the channels each user is present in (`channels_of`), for the read rule (services/visibility.py)
+and the `channels` of a user's view.
 """
 
 from __future__ import annotations
@@ -23,13 +26,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator, Set
 from typing import TypeVar
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
-from schemas.changes import ChannelChange, ChannelExpired, ChannelView, MemberChange, UserView
+from schemas.changes import ChannelChange, ChannelExpired, ChannelView, Member, MemberChange, UserView
 from schemas.codec import DecodeError, decode, decode_change
 from schemas.state import ChannelState
 from schemas.topics import CHANNEL_CHANGES, CHANNELS_CHANGELOG, USERS
@@ -39,19 +42,24 @@ from streams.channels import apply_member_change_at
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+_NONE: frozenset[str] = frozenset()
 
 Listener = Callable[[ChannelView, int], None]  # (new view, seq the edge had before)
+UserListener = Callable[[str], None]  # the user whose view or channels changed
 HISTORY = 64  # recent views kept per channel, so a client resuming with `since` gets only what it missed
 
 
 class ReadModel:
-    def __init__(self, consumer: AIOKafkaConsumer, bootstrap_servers: str, listener: Listener) -> None:
+    def __init__(self, consumer: AIOKafkaConsumer, bootstrap_servers: str, listener: Listener,
+                 user_listener: UserListener | None = None) -> None:
         self._consumer = consumer
         self._bootstrap_servers = bootstrap_servers
         self._listener = listener
+        self.user_listener = user_listener  # set by the edge once its watchers exist (they read this model)
         self._channels: dict[str, ChannelState] = {}
         self._history: dict[str, deque[ChannelView]] = {}
         self._users: dict[str, UserView] = {}
+        self._present_in: dict[str, set[str]] = {}  # user id -> the channels it is present in
         self._user_waiters: dict[str, list[tuple[str, asyncio.Future[UserView]]]] = {}
         self._gone_waiters: dict[str, list[asyncio.Future[None]]] = {}
         self._partitions: list[TopicPartition] = []
@@ -81,6 +89,14 @@ class ReadModel:
 
     def user(self, user_id: str) -> UserView | None:
         return self._users.get(user_id)
+
+    def channels_of(self, user_id: str) -> Set[str]:
+        """The channels the user is present in now (a live set: copy it to keep it)."""
+        return self._present_in.get(user_id, _NONE)
+
+    def channels(self) -> Iterator[ChannelState]:
+        """Every channel with members, in no order."""
+        return (state for state in self._channels.values() if state.members)
 
     async def wait_for_user_event(self, user_id: str, event_id: str, timeout_s: float) -> UserView:
         """The user's view once it reflects `event_id`; raises TimeoutError otherwise."""
@@ -168,7 +184,8 @@ class ReadModel:
     def _apply_state(self, record: ConsumerRecord[bytes, bytes]) -> None:
         channel = (record.key or b"").decode(errors="replace")
         if record.value is None:
-            self._channels.pop(channel, None)
+            if (gone := self._channels.pop(channel, None)) is not None:
+                self._index(channel, left=_ids(gone.members))
             return
         state = _decode(record.value, ChannelState)
         if state is not None:
@@ -176,7 +193,9 @@ class ReadModel:
 
     def start_from(self, state: ChannelState) -> None:
         """A channel as the channel stage's changelog holds it; the fold goes on from there."""
+        before = self._channels.get(state.channel)
         self._channels[state.channel] = state
+        self._index(state.channel, left=_ids(before.members) if before is not None else (), joined=_ids(state.members))
 
     def _apply_change(self, record: ConsumerRecord[bytes, bytes]) -> None:
         if record.value is None:
@@ -204,12 +223,15 @@ class ReadModel:
                 # channel at seq 0; a new life's first view is a diff from there.
                 del self._channels[change.channel]
                 self._history.pop(change.channel, None)
+                self._index(change.channel, left=_ids(before.members))
                 self._listener(self.view(change.channel), before.seq)
             return
         if view is None:
             return
         self._channels[change.channel] = state
         self._history.setdefault(change.channel, deque(maxlen=HISTORY)).append(view)
+        if view.joins or view.leaves:
+            self._index(change.channel, left=(d.user_id for d in view.leaves), joined=_ids(view.joins))
         metrics.VIEWS_APPLIED.inc()
         self._listener(view, before.seq if before is not None else 0)
 
@@ -220,6 +242,7 @@ class ReadModel:
             for gone in self._gone_waiters.get(user_id, []):
                 if not gone.done():
                     gone.set_result(None)
+            self._user_changed(user_id)
             return
         view = _decode(record.value, UserView)
         if view is None:
@@ -228,6 +251,33 @@ class ReadModel:
         for event_id, future in self._user_waiters.get(view.user_id, []):
             if event_id == view.event_id and not future.done():
                 future.set_result(view)
+        self._user_changed(view.user_id)
+
+    def _index(self, channel: str, left: Iterable[str] = (), joined: Iterable[str] = ()) -> None:
+        """Keeps `channels_of` in step with the channel's members: costs the members that moved, not the channel."""
+        moved = []
+        for user_id in left:
+            present = self._present_in.get(user_id)
+            if present is not None and channel in present:
+                present.discard(channel)
+                if not present:
+                    del self._present_in[user_id]
+                moved.append(user_id)
+        for user_id in joined:
+            present = self._present_in.setdefault(user_id, set())
+            if channel not in present:
+                present.add(channel)
+                moved.append(user_id)
+        for user_id in moved:
+            self._user_changed(user_id)
+
+    def _user_changed(self, user_id: str) -> None:
+        if self.user_listener is not None:
+            self.user_listener(user_id)
+
+
+def _ids(members: Iterable[Member]) -> Iterator[str]:
+    return (m.user_id for m in members)
 
 
 def _decode(value: bytes, cls: type[T]) -> T | None:

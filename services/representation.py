@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -38,7 +39,8 @@ def departure(d: Departure) -> dict[str, Any]:
     return {"user_id": d.user_id, "reason": d.reason, "last_seen": d.last_seen, "last_seen_iso": iso(d.last_seen)}
 
 
-def user(view: UserView) -> dict[str, Any]:
+def user(view: UserView, channels: Iterable[str] = ()) -> dict[str, Any]:
+    """`channels`: those the user is present in that the reader may see (services.visibility)."""
     return {
         "user_id": view.user_id,
         "status": view.status,
@@ -53,6 +55,7 @@ def user(view: UserView) -> dict[str, Any]:
         "status_expires_at": view.status_expires_at,
         "status_expires_at_iso": iso(view.status_expires_at),
         "metadata": view.metadata,
+        "channels": list(channels),
     }
 
 

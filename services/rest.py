@@ -1,8 +1,10 @@
-"""REST endpoints: channel and user presence reads, presence updates, erasure, health and metrics."""
+"""REST endpoints: channel and user presence reads, bulk presence, the channels list, presence updates,
+erasure, health and metrics."""
 
 from __future__ import annotations
 
 import asyncio
+import heapq
 import uuid
 from typing import Any
 
@@ -11,13 +13,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from schemas.events import UserErased
-from services import history, metrics, representation, timeline_reader
+from services import history, metrics, representation, timeline_reader, visibility
 from services.auth import Principal, bearer_token
 from services.edge import Edge
 from services.errors import ApiError
 from services.event_log import new_id, now_ms
 from services.instants import instant
-from services.protocol import check_channel, parse_update_body
+from services.protocol import MAX_QUERY_BYTES, check_channel, parse_query_body, parse_update_body
 from services.updates import update_event
 
 MAX_PAGE = 1000
@@ -61,7 +63,7 @@ def _limit(request: Request) -> int:
 
 
 def _cursor(request: Request) -> str:
-    """The cursor is the last user id of the previous page; pages follow user id order."""
+    """The cursor is the last user (or channel) id of the previous page; pages follow id order."""
     return request.query_params.get("cursor", "")
 
 
@@ -110,13 +112,50 @@ async def _channel_at(edge: Edge, channel: str, at: str) -> history.ChannelAt:
 
 
 async def user_presence(request: Request) -> Response:
-    _principal(request)
+    principal = _principal(request)
     edge = _edge(request)
     _ready(edge)
-    view = edge.read_model.user(request.path_params["user_id"])
+    # A user the caller may not read is answered as an unknown one (services/visibility.py).
+    view = visibility.readable_view(principal, request.path_params["user_id"], edge.read_model)
     if view is None:
         raise ApiError("user.not_found")
-    return JSONResponse(representation.user(view))
+    return JSONResponse(view)
+
+
+async def presence_query(request: Request) -> Response:
+    """Bulk presence: the views of up to 500 users; unknown and unreadable ones alike in `not_found`."""
+    principal = _principal(request)
+    edge = _edge(request)
+    if int(request.headers.get("content-length") or 0) > MAX_QUERY_BYTES:
+        raise ApiError("request.too_large", f"the body exceeds {MAX_QUERY_BYTES} bytes")
+    user_ids = parse_query_body(await request.body())
+    _ready(edge)
+    users, not_found = [], []
+    for user_id in user_ids:
+        view = visibility.readable_view(principal, user_id, edge.read_model)
+        if view is None:
+            not_found.append(user_id)
+        else:
+            users.append(view)
+    return JSONResponse({"users": users, "not_found": not_found})
+
+
+async def channels_list(request: Request) -> Response:
+    """The channels with members that the caller's token allows, by channel id, a page at a time."""
+    principal = _principal(request)
+    edge = _edge(request)
+    after, limit = _cursor(request), _limit(request)
+    _ready(edge)
+    # The smallest ids after the cursor: one pass over the channels, no sort of them all.
+    page = heapq.nsmallest(limit + 1, (state for state in edge.read_model.channels()
+                                       if state.channel > after and principal.may_access(state.channel)),
+                           key=lambda state: state.channel)
+    next_cursor = page[limit - 1].channel if len(page) > limit else None
+    return JSONResponse({
+        "channels": [{"channel": s.channel, "occupancy": len(s.members), "seq": s.seq, "typing": list(s.typing)}
+                     for s in page[:limit]],
+        "next_cursor": next_cursor,
+    })
 
 
 async def user_timeline(request: Request) -> Response:
@@ -170,7 +209,8 @@ async def update_presence(request: Request) -> Response:
             view = await edge.read_model.wait_for_user_event(principal.user_id, event_id, edge.settings.write_timeout_s)
         except TimeoutError as exc:
             raise ApiError("service.processor_lagging") from exc
-        body["presence"] = representation.user(view)
+        body["presence"] = representation.user(view, visibility.visible_channels(
+            principal, edge.read_model.channels_of(principal.user_id)))
     return JSONResponse(body)
 
 

@@ -1,8 +1,9 @@
 """The WebSocket endpoint `/realtime/ws`: one `Session` per connected device.
 
 Frames in: `join`, `leave`, `subscribe`, `unsubscribe`, `typing.start`, `typing.stop`, `heartbeat`,
-`update` (services.protocol). Frames out: `welcome`, `presence.snapshot`, `presence.resumed`,
-`presence.batch`, `presence.diff`, `ack`, `error` (docs/api.md). Every state change is written
+`update`, `watch`, `unwatch` (services.protocol). Frames out: `welcome`, `presence.snapshot`,
+`presence.resumed`, `presence.batch`, `presence.diff`, `presence.users`, `presence.user`,
+`presence.user.gone`, `ack`, `error` (docs/api.md). Every state change is written
 to the log and acknowledged by Kafka before the client gets its answer; what other members see
 comes back through the processor and `presence.channels`, never from this process directly.
 
@@ -34,13 +35,14 @@ from schemas.events import (
     TypingStarted,
     TypingStopped,
 )
-from services import metrics
+from services import metrics, request_ids
 from services.auth import Principal, bearer_token
 from services.edge import Edge
 from services.errors import ApiError
 from services.event_log import new_id, now_ms
 from services.fanout import diff_frame, snapshot_frame
 from services.protocol import (
+    MAX_USER_IDS,
     Command,
     Heartbeat,
     Join,
@@ -49,7 +51,9 @@ from services.protocol import (
     TypingStart,
     TypingStop,
     Unsubscribe,
+    Unwatch,
     Update,
+    Watch,
     check_device,
     check_metadata,
     parse_frame,
@@ -97,7 +101,7 @@ async def presence_socket(websocket: WebSocket) -> None:
 
 def _check_origin(websocket: WebSocket, edge: Edge) -> None:
     # CORS does not apply to WebSockets: a page on any site could open one with the user's cookies.
-    allowed = edge.settings.allowed_origins
+    allowed = edge.settings.websocket_origins
     origin = websocket.headers.get("origin")
     if allowed and origin is not None and origin not in allowed:
         raise ApiError("auth.origin_forbidden", f"origin {origin!r} is not allowed")
@@ -163,6 +167,7 @@ class Session:
         self._rate = RateLimit(edge.settings.max_frames_per_s)
         self.channels: set[str] = set()  # joined: present in them
         self.observing: set[str] = set()  # subscribed to without being present
+        self.watched: set[str] = set()  # user ids whose views it follows (services/watchers.py)
         self._outbox: asyncio.Queue[bytes] = asyncio.Queue(OUTBOX_FRAMES)
         self._close_code: int | None = None
         self._closing: asyncio.Task[None] | None = None  # held so the close is not garbage-collected
@@ -227,6 +232,7 @@ class Session:
             "heartbeat_s": settings.heartbeat_s,
             "timeout_s": settings.timeout_s,
             "typing_timeout_s": self.edge.policy.typing_timeout_s,
+            "request_id": request_ids.current(),
         })
         clean = False
         metrics.CONNECTIONS.inc()
@@ -319,6 +325,17 @@ class Session:
                     self._timeout_ms = event.timeout_ms
                     self._timeout_changed()
                 self.reply({"type": "ack", "ref": ref, "event_id": event.event_id})
+            case Watch(users=users, ref=ref):
+                new = [u for u in users if u not in self.watched]
+                if len(self.watched) + len(new) > MAX_USER_IDS:
+                    raise ApiError("limit.watched_users", f"a connection watches at most {MAX_USER_IDS} users")
+                self.watched.update(new)
+                views, not_found = self.edge.watchers.watch(self, users)
+                self.reply({"type": "presence.users", "ref": ref, "users": views, "not_found": not_found})
+            case Unwatch(users=users, ref=ref):
+                self.edge.watchers.unwatch(self, users)
+                self.watched.difference_update(users)
+                self.reply({"type": "ack", "ref": ref})
             case Heartbeat():
                 pass  # liveness was already noted for every frame
 
@@ -407,6 +424,7 @@ class Session:
     async def _end(self, clean: bool) -> None:
         for channel in self.channels | self.observing:
             self.edge.fanout.unsubscribe(channel, self)
+        self.edge.watchers.unwatch(self, self.watched)
         self.edge.liveness.forget(self.connection_id)
         self.edge.held.release(self.principal.user_id, self.connection_id)
         self._writer.cancel()

@@ -3,7 +3,12 @@ committed offset, every edge publishes the views the channel stage publishes, wi
 
 from __future__ import annotations
 
-from schemas.changes import ChannelChange, ChannelExpired, ChannelView
+from dataclasses import replace
+
+from aiokafka.structs import ConsumerRecord
+
+from schemas.changes import ChannelChange, ChannelExpired, ChannelView, UserView
+from schemas.codec import encode
 from schemas.state import ChannelState
 from services.read_model import ReadModel
 from streams.channels import apply_member_change_at
@@ -91,3 +96,69 @@ def test_an_expired_channel_is_dropped_and_its_subscribers_start_over_from_seq_0
     assert published[-1] == (ChannelView(channel=CHANNEL, seq=0, at=0, members=()), emptied.seq)
     assert model.view(CHANNEL).seq == 0
     assert model.views_since(CHANNEL, emptied.seq) is None
+
+
+def in_channel(change: ChannelChange, channel: str) -> ChannelChange:
+    return replace(change, channel=channel)
+
+
+def derived_index(model: ReadModel) -> dict[str, set[str]]:
+    """The channels of each user, from the members of every channel: what the index must hold."""
+    index: dict[str, set[str]] = {}
+    for state in model.channels():
+        for m in state.members:
+            index.setdefault(m.user_id, set()).add(state.channel)
+    return index
+
+
+def index_of(model: ReadModel, users: list[str]) -> dict[str, set[str]]:
+    return {u: set(model.channels_of(u)) for u in users if model.channels_of(u)}
+
+
+def test_the_channels_of_each_user_follow_joins_leaves_and_expiry_across_channels() -> None:
+    log: list[ChannelChange] = [
+        join("ann", 10), in_channel(join("ann", 11), "b"), in_channel(join("bob", 12), "b"), typing("ann", 13),
+        update("ann", 14, status="away"), leave("ann", 15), in_channel(leave("bob", 16), "b"),
+        ChannelExpired(change_id="expired", user_id="", at=30, channel=CHANNEL, empty_since=15),
+        join("bob", 31),
+    ]
+    model, _ = edge()
+    moved: list[str] = []
+    model.user_listener = moved.append
+    for offset, change in enumerate(log):
+        model.apply_change(change, offset)
+        assert index_of(model, ["ann", "bob"]) == derived_index(model)
+    assert set(model.channels_of("ann")) == {"b"} and set(model.channels_of("bob")) == {CHANNEL}
+    assert set(model.channels_of("nobody")) == set()
+    # Told of every user whose channels changed, once per move; typing and updates move nobody.
+    assert moved == ["ann", "ann", "bob", "ann", "bob", "bob"]
+
+
+def test_a_state_from_the_changelog_replaces_what_the_index_held_of_that_channel() -> None:
+    states, _ = channel_stage([join("ann", 10), join("bob", 11), leave("ann", 12)])
+    model, _ = edge()
+    model.apply_change(in_channel(join("ann", 5), "b"), 0)
+    early, late = states[1], states[2]
+    assert early is not None and late is not None
+    model.start_from(early)
+    assert index_of(model, ["ann", "bob"]) == {"ann": {"b", CHANNEL}, "bob": {CHANNEL}}
+    model.start_from(late)
+    assert index_of(model, ["ann", "bob"]) == {"ann": {"b"}, "bob": {CHANNEL}} == derived_index(model)
+
+
+def test_a_users_tombstone_and_a_new_view_tell_the_listener() -> None:
+    model, _ = edge()
+    moved: list[str] = []
+    model.user_listener = moved.append
+    view = UserView(user_id="ann", status="online", online=True, last_seen=1, connections=1)
+    model._apply_user(record(b"ann", encode(view)))
+    assert model.user("ann") == view
+    model._apply_user(record(b"ann", None))
+    assert model.user("ann") is None
+    assert moved == ["ann", "ann"]
+
+
+def record(key: bytes, value: bytes | None) -> ConsumerRecord[bytes, bytes]:
+    return ConsumerRecord(topic="presence.users", partition=0, offset=0, timestamp=0, timestamp_type=0, key=key,
+                          value=value, checksum=None, serialized_key_size=len(key),
+                          serialized_value_size=len(value or b""), headers=[])
