@@ -18,6 +18,7 @@ import orjson
 
 from schemas.changes import CHANGE_TYPES, Change, ChannelView
 from schemas.events import EVENT_TYPES, SCHEMA_VERSION, Event, EventBatch
+from schemas.upcasters import BATCH_UPCASTERS, EVENT_UPCASTERS, upcaster
 
 T = TypeVar("T")
 
@@ -70,6 +71,8 @@ def decode_change(raw: Any) -> Change:
 
 
 _POLYMORPHIC: dict[type, dict[str, type]] = {Event: EVENT_TYPES, Change: CHANGE_TYPES}
+# Records with older versions still read: raw records of those are upcast before decoding (schemas/upcasters.py).
+_UPCASTS = {Event: upcaster(EVENT_UPCASTERS), EventBatch: upcaster(BATCH_UPCASTERS)}
 
 # Decoding runs once per record on every hop, so each type hint is compiled once into a converter
 # (raw JSON value -> typed value). Error paths are relative and prefixed on the way out, so the
@@ -194,6 +197,8 @@ def _record(cls: type, skip: tuple[str, ...]) -> Converter:
     hints = typing.get_type_hints(cls)
     fields = {f.name: _converter(hints[f.name]) for f in dataclasses.fields(cls)}
     known = fields.keys() | set(skip)
+    version = next(f.default for f in dataclasses.fields(cls) if f.name == "v") if "v" in fields else SCHEMA_VERSION
+    upcast = next((u for base, u in _UPCASTS.items() if issubclass(cls, base)), None)
     required = frozenset(
         f.name
         for f in dataclasses.fields(cls)
@@ -203,6 +208,8 @@ def _record(cls: type, skip: tuple[str, ...]) -> Converter:
     def convert(raw: Any) -> Any:
         if not isinstance(raw, dict):
             raise DecodeError("must be an object")
+        if upcast is not None and raw.get("v", version) != version:
+            raw = upcast(raw)
         if not known.issuperset(raw):
             raise DecodeError("unknown field", sorted(k for k in raw if k not in known)[0])
         if not required.issubset(raw):
@@ -216,7 +223,7 @@ def _record(cls: type, skip: tuple[str, ...]) -> Converter:
                 values[name] = field(value)
             except DecodeError as exc:
                 raise _at(name, exc) from None
-        if values.get("v", SCHEMA_VERSION) != SCHEMA_VERSION:
+        if values.get("v", version) != version:
             raise DecodeError(f"unsupported schema version {values['v']!r}", "v")
         return cls(**values)
 

@@ -8,6 +8,9 @@ the configuration is by then.
 One Kafka record on `presence.events` is an `EventBatch`: several events, all of users that
 hash to the record's partition, in the order they happened. Batching is what lets a worker
 carry thousands of events per second (a Kafka message costs the worker far more than an event).
+
+Events are at version 2 (`EVENT_SCHEMA_VERSION`): version 2 added `service`. Records of version 1
+still decode, through the upcasters in schemas/upcasters.py, so a replay reads the whole log.
 """
 
 from __future__ import annotations
@@ -15,7 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 1  # of every other record (changes, states, views, snapshots)
+EVENT_SCHEMA_VERSION = 2  # of events and event batches
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -26,7 +30,8 @@ class Event:
     connection_id: str
     edge_id: str
     at: int  # UTC epoch milliseconds, stamped where the fact was observed
-    v: int = SCHEMA_VERSION
+    service: str | None = None  # the service that wrote it on the user's behalf; None: the user or the system
+    v: int = EVENT_SCHEMA_VERSION
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -179,6 +184,32 @@ class UserErased(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class UserForcedOffline(Event):
+    """Written by an edge when a service forced the user offline
+    (`POST /realtime/users/{id}/presence/offline`): every connection of the user ends at once, as if
+    each closed cleanly; edges close the user's sockets with `connection.forced_offline`.
+
+    Its `event_id` is `user.forced_offline:{random hex}:{at}` (`forced_offline_id`): the user's state
+    remembers recent event ids, so an edge that reads it tells a forced end of a connection from a timeout.
+    """
+
+    type: ClassVar[str] = "user.forced_offline"
+    reason: str | None = None
+
+
+def forced_offline_id(unique: str, at: int) -> str:
+    return f"{UserForcedOffline.type}:{unique}:{at}"
+
+
+def forced_offline_at(event_id: str) -> int | None:
+    """The time of the forced offline whose event id this is (None: not one)."""
+    prefix, _, at = event_id.rpartition(":")
+    if not prefix.startswith(f"{UserForcedOffline.type}:") or not at.isdigit():
+        return None
+    return int(at)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class EdgeProbed(Event):
     """An edge asks whether the processor folds this partition end to end (services/readiness.py).
 
@@ -225,6 +256,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         UserIdled,
         UserForgotten,
         UserErased,
+        UserForcedOffline,
         EdgeProbed,
         EdgeLeased,
     )
@@ -236,4 +268,4 @@ class EventBatch:
     """One record on `presence.events`: events of users that share the record's partition."""
 
     events: tuple[Event, ...] = field(default_factory=tuple)
-    v: int = SCHEMA_VERSION
+    v: int = EVENT_SCHEMA_VERSION

@@ -12,7 +12,10 @@ when it started, decodes only the records of users with a connection here, and l
    heartbeats did not reach the log in time: a half-open socket that woke up, a stalled client or
    network), or its state was lost. The fold ignores every later event of that connection, so the
    edge closes its socket with `connection.timed_out` instead of acknowledging frames that change
-   nothing; the client reconnects and is online again.
+   nothing; the client reconnects and is online again. Or a service forced the user offline
+   (`user.forced_offline`): the state names it among its recent event ids (`forced_offline_at`), at
+   or after the connection opened; the edge closes the socket with `connection.forced_offline`, and
+   the client must not reconnect by itself.
 
 Rules:
 1. A connection is judged gone only after a state that held it was read: records written before
@@ -33,11 +36,13 @@ import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
 
 from schemas.codec import DecodeError, decode
+from schemas.events import forced_offline_at
 from schemas.state import Connection, EdgeLease, UserPresence
 from schemas.topics import LEASES_CHANGELOG, USERS_CHANGELOG
 from services.broker import group_less_reader
@@ -47,11 +52,13 @@ log = logging.getLogger(__name__)
 
 RETRY_S = 1.0  # while the changelog does not exist yet, or after a failed fetch
 
+GoneCause = Literal["timed_out", "forced_offline"]
+
 
 @dataclass(slots=True)
 class _Held:
-    on_gone: Callable[[], None]
-    seen: bool = False  # a state of the processor held it (rule 1)
+    on_gone: Callable[[GoneCause], None]
+    opened_at: int | None = None  # as the processor holds it; set once a state held it (rule 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +73,7 @@ class HeldConnections:
     def __init__(self) -> None:
         self._by_user: dict[str, dict[str, _Held]] = {}
 
-    def hold(self, user_id: str, connection_id: str, on_gone: Callable[[], None]) -> None:
+    def hold(self, user_id: str, connection_id: str, on_gone: Callable[[GoneCause], None]) -> None:
         self._by_user.setdefault(user_id, {})[connection_id] = _Held(on_gone)
 
     def release(self, user_id: str, connection_id: str) -> None:
@@ -81,21 +88,23 @@ class HeldConnections:
 
     def judge(self, state: UserPresence) -> Verdict:
         """Notes which held connections `state` holds; those it no longer holds are released and
-        their `on_gone` called."""
+        their `on_gone` called with the cause."""
         held = self._by_user.get(state.user_id, {})
         present = {c.connection_id: c for c in state.connections}
         still, gone = {}, []
         for connection_id, entry in held.items():
             connection = present.get(connection_id)
             if connection is not None:
-                entry.seen = True
+                entry.opened_at = connection.opened_at
                 still[connection_id] = connection
-            elif entry.seen:
+            elif entry.opened_at is not None:
                 gone.append(connection_id)
+        forced = [at for at in map(forced_offline_at, state.recent_event_ids) if at is not None]
         for connection_id in gone:
-            on_gone = held[connection_id].on_gone
+            entry = held[connection_id]
             self.release(state.user_id, connection_id)
-            on_gone()
+            opened_at = entry.opened_at or 0
+            entry.on_gone("forced_offline" if any(at >= opened_at for at in forced) else "timed_out")
         return Verdict(still, gone)
 
 

@@ -11,7 +11,8 @@ A socket is never left open while its connection no longer counts as live: the e
 `connection.timed_out` (4408) when it sent nothing for longer than its presence timeout
 (services/liveness.py), or when the processor no longer holds its connection, for example after
 timing it out because its heartbeats did not reach the log in time (services/processor_watch.py).
-The client reconnects and is online again.
+The client reconnects and is online again. A service that forced the user offline ends every socket
+of the user with `connection.forced_offline` (4409): the client must not reconnect by itself.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from services.edge import Edge
 from services.errors import ApiError
 from services.event_log import new_id, now_ms
 from services.fanout import diff_frame, snapshot_frame
+from services.processor_watch import GoneCause
 from services.protocol import (
     MAX_USER_IDS,
     Command,
@@ -103,7 +105,9 @@ def _check_origin(websocket: WebSocket, edge: Edge) -> None:
     # CORS does not apply to WebSockets: a page on any site could open one with the user's cookies.
     allowed = edge.settings.websocket_origins
     origin = websocket.headers.get("origin")
-    if allowed and origin is not None and origin not in allowed:
+    # A page of the edge itself (the dashboard) is same-origin: never a cross-site request.
+    own = {f"{scheme}://{websocket.headers.get('host')}" for scheme in ("http", "https")}
+    if allowed and origin is not None and origin not in allowed and origin not in own:
         raise ApiError("auth.origin_forbidden", f"origin {origin!r} is not allowed")
 
 
@@ -352,7 +356,10 @@ class Session:
         self._expel(ApiError("connection.timed_out", "no frame for longer than the connection's presence timeout "
                              f"({limit_ms / 1000:g} s)"))
 
-    def _gone_from_processor(self) -> None:
+    def _gone_from_processor(self, cause: GoneCause) -> None:
+        if cause == "forced_offline":
+            self._expel(ApiError("connection.forced_offline", "a service forced the user offline"))
+            return
         self._expel(ApiError("connection.timed_out", "the processor no longer holds the connection: it timed it out "
                              "(its heartbeats did not reach the log within the presence timeout), or the user was "
                              "erased"))

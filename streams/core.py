@@ -22,6 +22,8 @@ Rules this module obeys:
    change nothing on a new user (a late heartbeat, drop or close of a connection it no longer holds)
    leaves the marker, so no stray event shows the user again; one that would (a new connection, an
    update) starts the user afresh.
+8. A user a service forced offline (`user.forced_offline`) loses every connection at once, each as if
+   it closed cleanly: offline, last seen at the event, a "leave" from every channel.
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ from schemas.events import (
     TypingStarted,
     TypingStopped,
     UserErased,
+    UserForcedOffline,
     UserForgotten,
     UserIdled,
 )
@@ -278,6 +281,13 @@ def _closed(state: UserPresence, e: ConnectionClosed) -> UserPresence:
     return _without(state, e.connection_id, last_seen=e.at)
 
 
+def _forced_offline(state: UserPresence, e: UserForcedOffline) -> UserPresence:
+    """Every connection closed at `at` (rule 8)."""
+    for connection in state.connections:
+        state = _without(state, connection.connection_id, last_seen=e.at)
+    return state
+
+
 def _dropped(state: UserPresence, e: ConnectionDropped) -> UserPresence:
     connection = _find(state, e.connection_id)
     if connection is None or connection.dropped_at is not None:
@@ -405,6 +415,7 @@ _TRANSITIONS: dict[type[Event], Callable[[UserPresence, Any], UserPresence]] = {
     TypingExpired: _typing_expired,
     StatusExpired: _status_expired,
     UserIdled: _idled,
+    UserForcedOffline: _forced_offline,
 }
 
 

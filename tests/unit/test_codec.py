@@ -9,7 +9,15 @@ import pytest
 
 from schemas.changes import Change, ChannelView, Member, MemberJoined, UserWentOffline
 from schemas.codec import DecodeError, decode, decode_change, decode_event, encode, from_builtins, to_builtins
-from schemas.events import SCHEMA_VERSION, ChannelJoined, ConnectionOpened, Event, EventBatch, Heartbeat
+from schemas.events import (
+    EVENT_SCHEMA_VERSION,
+    SCHEMA_VERSION,
+    ChannelJoined,
+    ConnectionOpened,
+    Event,
+    EventBatch,
+    Heartbeat,
+)
 from schemas.state import Connection, UserPresence
 
 T0 = 1_700_000_000_000
@@ -146,12 +154,27 @@ def test_malformed_json_raises_decode_error(data: bytes | str) -> None:
 
 
 def test_unsupported_version_of_the_record_is_rejected() -> None:
-    assert str(decode_error(b'{"events": [], "v": 2}', EventBatch)) == "v: unsupported schema version 2"
+    assert str(decode_error(b'{"events": [], "v": 3}', EventBatch)) == "v: unsupported schema version 3"
+    assert str(decode_error(b'{"events": [], "v": 0}', EventBatch)) == "v: unsupported schema version 0"
 
 
 def test_unsupported_version_of_a_nested_record_is_rejected() -> None:
-    error = decode_error(batch(heartbeat(), heartbeat(v=SCHEMA_VERSION + 1)), EventBatch)
-    assert str(error) == "events[1].v: unsupported schema version 2"
+    error = decode_error(batch(heartbeat(), heartbeat(v=EVENT_SCHEMA_VERSION + 1)), EventBatch)
+    assert str(error) == "events[1].v: unsupported schema version 3"
+
+
+def test_version_1_events_are_upcast_to_version_2() -> None:
+    v1 = {k: v for k, v in heartbeat(v=1).items() if k != "service"}
+    decoded = decode(batch(v1), EventBatch)
+    assert decoded.v == decoded.events[0].v == EVENT_SCHEMA_VERSION == 2
+    assert decoded.events[0].service is None
+    assert decode_event(v1) == decode_event(heartbeat())
+
+
+@pytest.mark.parametrize("version", [True, "1", 1.0])
+def test_only_the_integer_1_is_upcast(version: Any) -> None:
+    error = decode_error(batch(heartbeat(v=version)), EventBatch)
+    assert error.path == "events[0].v"
 
 
 @pytest.mark.parametrize("version", [0, True, "1", 1.0, None])

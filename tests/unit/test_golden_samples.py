@@ -4,7 +4,10 @@ A sample is named `{schema}[.{variant}].v{version}.json` after the JSON Schema o
 (`change.member.joined.v1.json` is a `change.v1.json` record). Today's code must decode every sample
 into its schema's record type, the schema must accept it, and encoding the decoded record must give
 the same JSON. Samples are never edited: a new shape is a new version with new samples, and the old
-ones must still decode (docs/events.md#versioning). There is no upcaster yet: only version 1 exists.
+ones must still decode (docs/events.md#versioning). A sample of an older version (event batches of
+version 1) must validate against its own, superseded schema file and decode through the upcasters
+(schemas/upcasters.py) into today's records, losing nothing: only the version and the fields added
+since (null) differ when it is encoded again.
 """
 
 from __future__ import annotations
@@ -20,11 +23,12 @@ import pytest
 
 from schemas import topics
 from schemas.codec import decode, encode
-from tests.unit.test_json_schemas import FILES, TOPIC_SCHEMAS, validator
+from tests.unit.test_json_schemas import FILES, SUPERSEDED, TOPIC_SCHEMAS, defaults, validator
 
 SAMPLE_DIR = Path(__file__).resolve().parents[2] / "schemas" / "samples"
 SAMPLES = sorted(SAMPLE_DIR.glob("*.json"))
 NAME = re.compile(r"(?P<schema>[a-z-]+)(\.[a-z_.]+)?\.v(?P<version>\d+)\.json")
+ADDED_SINCE_V1 = {"service"}  # event fields added by later versions; an upcast record has them null
 
 
 def schema_of(sample: Path) -> tuple[str, int]:
@@ -34,9 +38,28 @@ def schema_of(sample: Path) -> tuple[str, int]:
     return f"{match['schema']}.v{match['version']}.json", int(match["version"])
 
 
+def root_of(schema: str) -> type:
+    return SUPERSEDED[schema] if schema in SUPERSEDED else FILES[schema][0]
+
+
 def load(sample: Path) -> Any:
     schema, _ = schema_of(sample)
-    return decode(sample.read_bytes(), FILES[schema][0])
+    return decode(sample.read_bytes(), root_of(schema))
+
+
+def current_schema(schema: str) -> str:
+    """The schema file of today's version of the records `schema` describes."""
+    return next(name for name, (root, _) in FILES.items() if root is root_of(schema))
+
+
+def without_versions(value: Any) -> Any:
+    """`value` (decoded JSON) without `v`, and without the fields added since version 1 where null."""
+    if isinstance(value, dict):
+        return {k: without_versions(v) for k, v in value.items()
+                if k != "v" and not (k in ADDED_SINCE_V1 and v is None)}
+    if isinstance(value, list):
+        return [without_versions(v) for v in value]
+    return value
 
 
 def records(value: Any) -> Iterator[Any]:
@@ -60,13 +83,22 @@ def test_there_are_samples() -> None:
 @pytest.mark.parametrize("sample", SAMPLES, ids=[s.name for s in SAMPLES])
 def test_sample_decodes_validates_and_encodes_back(sample: Path) -> None:
     schema, version = schema_of(sample)
-    root = FILES[schema][0]
+    root = root_of(schema)
     data = sample.read_bytes()
     record = load(sample)
     assert isinstance(record, root)
-    assert {r.v for r in records(record) if hasattr(r, "v")} == {version}
     validator(schema, root).validate(orjson.loads(data))
+    if schema in SUPERSEDED:  # upcast: today's version, the same facts
+        assert all(r.v == defaults(type(r))["v"] > version for r in records(record) if hasattr(r, "v"))
+        validator(current_schema(schema), root).validate(orjson.loads(encode(record)))
+        assert without_versions(orjson.loads(encode(record))) == without_versions(orjson.loads(data))
+        return
+    assert {r.v for r in records(record) if hasattr(r, "v")} == {version}
     assert orjson.loads(encode(record)) == orjson.loads(data)
+
+
+def test_superseded_schemas_have_samples() -> None:
+    assert set(SUPERSEDED) <= {schema_of(sample)[0] for sample in SAMPLES}
 
 
 def test_every_record_type_of_every_topic_has_a_sample() -> None:

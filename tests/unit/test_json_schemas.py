@@ -26,7 +26,7 @@ from schemas.changes import CHANGE_TYPES, Change, ChannelView, Departure, Member
 from schemas.codec import DecodeError, decode, encode, from_builtins, to_builtins
 from schemas.dead_letters import DeadLetter
 from schemas.erasures import UserErasure
-from schemas.events import EVENT_TYPES, SCHEMA_VERSION, Event, EventBatch
+from schemas.events import EVENT_TYPES, Event, EventBatch
 from schemas.probes import ProbeAnswered
 from schemas.snapshots import ChannelSnapshot, UserSnapshot
 from schemas.state import AppliedSource, ChannelState, Connection, EdgeLease, UserPresence
@@ -36,7 +36,7 @@ BASE_URI = "https://presence.example/schemas/"
 
 # Topic -> schema of its values. Faust names the table changelogs "{app id}-{table}-changelog".
 TOPIC_SCHEMAS = {
-    "presence.events": "event-batch.v1.json",
+    "presence.events": "event-batch.v2.json",
     "presence.changes": "change.v1.json",
     "presence.channel-changes": "change.v1.json",
     "presence.channels": "channel-view.v1.json",
@@ -53,7 +53,7 @@ TOPIC_SCHEMAS = {
 
 # Schema file -> (the type its root describes, every dataclass it describes).
 FILES: dict[str, tuple[type, tuple[type, ...]]] = {
-    "event-batch.v1.json": (EventBatch, (EventBatch, *EVENT_TYPES.values())),
+    "event-batch.v2.json": (EventBatch, (EventBatch, *EVENT_TYPES.values())),
     "change.v1.json": (Change, (*CHANGE_TYPES.values(), Member)),
     "channel-view.v1.json": (ChannelView, (ChannelView, Member, Departure)),
     "user-view.v1.json": (UserView, (UserView,)),
@@ -66,6 +66,9 @@ FILES: dict[str, tuple[type, tuple[type, ...]]] = {
     "user-snapshot.v1.json": (UserSnapshot, (UserSnapshot, UserPresence, Connection, EdgeLease)),
     "user-erasure.v1.json": (UserErasure, (UserErasure,)),
 }
+# Schema files of older versions, kept for the records of those versions the log still holds: the golden
+# samples of each must validate against them and decode through the upcasters (schemas/upcasters.py).
+SUPERSEDED: dict[str, type] = {"event-batch.v1.json": EventBatch}
 # Tagged unions: records are decoded through their base, which dispatches on `type`.
 UNIONS: dict[type, dict[str, type]] = {Event: EVENT_TYPES, Change: CHANGE_TYPES}
 RECORDS = [(name, cls) for name, (_, classes) in FILES.items() for cls in classes]
@@ -125,7 +128,8 @@ def validator(name: str, cls: type) -> Draft202012Validator:
     """Validates against the part of `name` that describes `cls` (format checking stays off)."""
     schema = load(name)
     registry = Registry().with_resource(schema["$id"], Resource.from_contents(schema))
-    target = schema if cls is FILES[name][0] else {"$ref": f"{schema['$id']}#/$defs/{cls.__name__}"}
+    root = FILES[name][0] if name in FILES else SUPERSEDED[name]
+    target = schema if cls is root else {"$ref": f"{schema['$id']}#/$defs/{cls.__name__}"}
     return Draft202012Validator(target, registry=registry)
 
 
@@ -176,7 +180,7 @@ def test_schema_file_is_draft_2020_12(name: str) -> None:
 
 def test_every_topic_has_a_schema_file_and_every_file_a_topic() -> None:
     assert {spec.name for spec in topics.ALL} <= TOPIC_SCHEMAS.keys()
-    assert set(TOPIC_SCHEMAS.values()) == set(FILES) == {p.name for p in SCHEMA_DIR.glob("*.json")}
+    assert set(TOPIC_SCHEMAS.values()) == set(FILES) == {p.name for p in SCHEMA_DIR.glob("*.json")} - set(SUPERSEDED)
     for spec in topics.ALL:  # TopicSpec.value names the record, e.g. "Change (member.* only)"
         assert load(TOPIC_SCHEMAS[spec.name])["title"] == spec.value.split()[0]
 
@@ -189,7 +193,7 @@ def test_defs_are_exactly_the_described_records(name: str) -> None:
     assert set(load(name).get("$defs", {})) == want
 
 
-@pytest.mark.parametrize(("name", "base"), [("event-batch.v1.json", Event), ("change.v1.json", Change)])
+@pytest.mark.parametrize(("name", "base"), [("event-batch.v2.json", Event), ("change.v1.json", Change)])
 def test_union_lists_every_type_tag(name: str, base: type) -> None:
     union = node(name, base) if base is FILES[name][0] else load(name)["$defs"][base.__name__]
     assert {ref["$ref"] for ref in union["oneOf"]} == {f"#/$defs/{c.__name__}" for c in UNIONS[base].values()}
@@ -217,7 +221,7 @@ def test_property_types_match_the_type_hints(name: str, cls: type) -> None:
     if tag(cls):
         assert props["type"]["const"] == tag(cls)
     for field, hint in fields(cls).items():
-        want = {"type": "integer", "const": SCHEMA_VERSION} if field == "v" else expected(hint)
+        want = {"type": "integer", "const": defaults(cls)["v"]} if field == "v" else expected(hint)
         assert_covers(props[field], want, f"{cls.__name__}.{field}")
 
 
@@ -340,7 +344,7 @@ def test_missing_required_field_is_rejected(name: str, cls: type) -> None:
 def test_wrong_type_is_rejected(name: str, cls: type) -> None:
     raw = to_builtins(sample(cls, True))
     for field, hint in fields(cls).items():
-        bad_values = [SCHEMA_VERSION + 1, True, "1"] if field == "v" else wrong_values(hint)
+        bad_values = [defaults(cls)["v"] + 1, True, "1"] if field == "v" else wrong_values(hint)
         for bad in bad_values:
             assert_rejected(name, cls, {**raw, field: bad}, field)
 
@@ -358,7 +362,7 @@ def test_unknown_or_missing_type_tag_is_rejected(name: str, cls: type) -> None:
         assert_rejected(name, Change, {**raw, "type": "no.such_type"}, "type")
     else:
         in_batch = {"events": [{**raw, "type": "no.such_type"}]}
-        assert_rejected("event-batch.v1.json", EventBatch, in_batch, "events[0].type")
+        assert_rejected("event-batch.v2.json", EventBatch, in_batch, "events[0].type")
 
 
 def test_codec_rejects_a_dict_value_of_the_wrong_type() -> None:
@@ -405,7 +409,7 @@ def strategy(hint: Any) -> st.SearchStrategy[Any]:
 def records(cls: type) -> st.SearchStrategy[Any]:
     """Records of `cls` with every field drawn (builds() alone would leave defaulted fields alone)."""
     return st.builds(cls, **{
-        f: st.just(SCHEMA_VERSION) if f == "v" else strategy(h) for f, h in fields(cls).items()
+        f: st.just(defaults(cls)["v"]) if f == "v" else strategy(h) for f, h in fields(cls).items()
     })
 
 

@@ -4,12 +4,13 @@ still holds, with what timeout, and which it no longer holds (defect B, docs/rel
 from __future__ import annotations
 
 from schemas.codec import encode
+from schemas.events import forced_offline_id
 from schemas.state import Connection, EdgeLease, UserPresence
 from services.processor_watch import HeldConnections, ProcessorWatch
 
 
-def connection(connection_id: str, timeout_ms: int = 30_000, **fields: object) -> Connection:
-    return Connection(connection_id=connection_id, edge_id="edge-1", opened_at=1, last_heartbeat=1,
+def connection(connection_id: str, timeout_ms: int = 30_000, opened_at: int = 1, **fields: object) -> Connection:
+    return Connection(connection_id=connection_id, edge_id="edge-1", opened_at=opened_at, last_heartbeat=opened_at,
                       timeout_ms=timeout_ms, **fields)  # type: ignore[arg-type]
 
 
@@ -19,8 +20,8 @@ def state(user_id: str, *connections: Connection) -> UserPresence:
 
 def test_a_connection_the_processor_held_and_no_longer_holds_is_gone_once() -> None:
     held, gone = HeldConnections(), []
-    held.hold("ada", "a1", lambda: gone.append("a1"))
-    held.hold("ada", "a2", lambda: gone.append("a2"))
+    held.hold("ada", "a1", lambda cause: gone.append("a1"))
+    held.hold("ada", "a2", lambda cause: gone.append("a2"))
 
     assert held.judge(state("ada", connection("a1"), connection("a2"))).gone == []
     assert held.judge(state("ada", connection("a2"))).gone == ["a1"]  # timed out by the sweeper
@@ -29,9 +30,25 @@ def test_a_connection_the_processor_held_and_no_longer_holds_is_gone_once() -> N
     assert held.holds_user("ada")
 
 
+def test_a_connection_ended_by_a_forced_offline_is_told_from_a_timeout() -> None:
+    held, causes = HeldConnections(), []
+    for connection_id in ("a1", "a2"):
+        held.hold("ada", connection_id, lambda cause, c=connection_id: causes.append((c, cause)))
+    held.judge(state("ada", connection("a1", opened_at=8), connection("a2", opened_at=9)))
+    # The sweeper times a1 out; a forced offline from before both opened (at 7) is no cause of that.
+    timed_out = UserPresence(user_id="ada", connections=(connection("a2", opened_at=9),),
+                             recent_event_ids=(forced_offline_id("x", 7),))
+    held.judge(timed_out)
+    forced = UserPresence(user_id="ada", recent_event_ids=(forced_offline_id("x", 7), forced_offline_id("y", 12),
+                                                           "e-1"))
+    held.judge(forced)
+
+    assert causes == [("a1", "timed_out"), ("a2", "forced_offline")]
+
+
 def test_states_from_before_the_open_was_applied_close_nothing() -> None:
     held, gone = HeldConnections(), []
-    held.hold("ada", "a1", lambda: gone.append("a1"))
+    held.hold("ada", "a1", lambda cause: gone.append("a1"))
 
     assert held.judge(state("ada", connection("older"))).gone == []  # the open is not folded yet
     assert held.judge(state("ada")).gone == []
@@ -40,8 +57,8 @@ def test_states_from_before_the_open_was_applied_close_nothing() -> None:
 
 def test_the_timeout_in_force_is_the_shortest_of_the_connection_and_its_channels() -> None:
     held = HeldConnections()
-    held.hold("ada", "a1", lambda: None)
-    held.hold("ada", "a2", lambda: None)
+    held.hold("ada", "a1", lambda cause: None)
+    held.hold("ada", "a2", lambda cause: None)
 
     verdict = held.judge(state("ada", connection("a1", 300_000),
                                connection("a2", 300_000, channel_timeouts={"game-1": 10_000})))
@@ -51,7 +68,7 @@ def test_the_timeout_in_force_is_the_shortest_of_the_connection_and_its_channels
 
 def test_released_connections_and_other_users_are_not_judged() -> None:
     held, gone = HeldConnections(), []
-    held.hold("ada", "a1", lambda: gone.append("a1"))
+    held.hold("ada", "a1", lambda cause: gone.append("a1"))
     held.judge(state("ada", connection("a1")))
     held.release("ada", "a1")  # the session ended: its own close must not count as a timeout
 
@@ -63,7 +80,7 @@ def test_released_connections_and_other_users_are_not_judged() -> None:
 
 async def test_the_watch_decodes_only_held_users_and_reports_their_timeouts_and_departures() -> None:
     held, gone, timeouts = HeldConnections(), [], []
-    held.hold("ada", "a1", lambda: gone.append("a1"))
+    held.hold("ada", "a1", lambda cause: gone.append("a1"))
     watch = ProcessorWatch("127.0.0.1:1", "edge-1", 4, 5, held,
                            on_held=lambda c, connection: timeouts.append((c, connection.timeout_in_force_ms)),
                            on_lease=lambda p, since, at: None)

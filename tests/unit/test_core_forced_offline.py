@@ -1,0 +1,74 @@
+"""A service forces a user offline (`user.forced_offline`, rule 8 of streams/core.py): every connection
+ends at once, as a clean close of each; the replay folds it like the live processor."""
+
+from __future__ import annotations
+
+from schemas.changes import MemberLeft, UserWentOffline
+from schemas.events import EventBatch, UserForcedOffline, forced_offline_at, forced_offline_id
+from streams.core import apply, user_view
+from streams.replay import Tables, state_hash
+from tests.unit.test_core import closed, heartbeat, joined, opened, run, typing_started
+from tests.unit.test_core_erase import present
+
+
+def forced(at: int, user: str = "u", unique: str = "f1") -> UserForcedOffline:
+    return UserForcedOffline(event_id=forced_offline_id(unique, at), user_id=user, connection_id="rest:edge-1",
+                             edge_id="edge-1", at=at, service="backend", reason="suspended")
+
+
+def test_every_connection_ends_at_once_and_every_channel_is_left() -> None:
+    state = present()
+    after, changes = apply(state, forced(2_000))
+
+    assert after is not None
+    assert (after.connections, after.typing, after.channel_since, after.last_seen) == ((), {}, {}, 2_000)
+    assert [(type(c), getattr(c, "channel", None), c.at) for c in changes] == [
+        (MemberLeft, "a", 2_000), (MemberLeft, "b", 2_000), (UserWentOffline, None, 2_000)]
+    assert {c.reason for c in changes if isinstance(c, MemberLeft | UserWentOffline)} == {"leave"}
+    # Unlike an erasure, the user keeps its status and metadata: it is only offline.
+    view = user_view(after)
+    assert (view.online, view.last_seen, view.metadata) == (False, 2_000, {"name": "Ann"})
+
+
+def test_it_is_the_same_as_closing_each_connection() -> None:
+    state = present()
+    by_force, _ = apply(state, forced(2_000))
+    by_close, _ = run(closed("c1", 2_000), closed("c2", 2_000), state=state)
+
+    assert by_force is not None
+    assert (by_force.connections, by_force.last_seen, by_force.channel_since) == (
+        by_close.connections, by_close.last_seen, by_close.channel_since)
+
+
+def test_an_offline_user_or_a_repeat_changes_nothing() -> None:
+    offline, _ = run(opened("c1", 1_000), closed("c1", 1_500))
+    after, changes = apply(offline, forced(2_000))
+    assert changes == [] and after is not None and after.last_seen == 1_500
+
+    state = present()
+    once, _ = apply(state, forced(2_000))
+    assert apply(once, forced(2_000)) == (once, [])  # the same event again: a duplicate id
+
+
+def test_the_user_comes_back_with_a_new_connection() -> None:
+    state, _ = run(opened("c1", 1_000), joined("c1", "a", 1_100), forced(2_000), opened("c2", 3_000),
+                   heartbeat("c1", 3_100))
+    assert [c.connection_id for c in state.connections] == ["c2"]  # the old connection's heartbeat is stray
+
+
+def test_the_event_id_names_its_time() -> None:
+    assert forced_offline_at(forced_offline_id("ab12", 1_700_000_000_123)) == 1_700_000_000_123
+    assert forced_offline_at("user.forced_offline:ab12:soon") is None
+    assert forced_offline_at("connection.timed_out:u:c:1700000000000") is None
+    assert forced_offline_at("9c8b7a6f5e4d43c2b1a09f8e7d6c5b4a") is None
+
+
+def test_the_replay_folds_it_into_its_hash() -> None:
+    log = [opened("c1", 0), joined("c1", "room", 10), typing_started("c1", "room", 20, 5_000)]
+    live, forced_out = Tables(), Tables()
+    live.fold(0, 0, EventBatch(events=tuple(log)))
+    forced_out.fold(0, 0, EventBatch(events=(*log, forced(100))))
+
+    assert forced_out.users["u"].connections == () and forced_out.channels["room"].members == ()
+    assert state_hash(live.users.values(), live.channels.values()) != state_hash(
+        forced_out.users.values(), forced_out.channels.values())
