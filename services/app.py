@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 
-from services import admin, request_ids, rest
+from services import admin, request_ids, rest, service_acts, web
 from services.edge import running_edge
 from services.errors import EXCEPTION_HANDLERS, ApiError
 from services.openapi import openapi_document
@@ -37,7 +37,8 @@ def create_app(settings: EdgeSettings) -> Starlette:
 
     routes = [
         Route("/realtime/channels/{channel}/presence", rest.channel_presence, methods=["GET"]),
-        Route("/realtime/users/{user_id}/presence", rest.user, methods=["GET", "DELETE"]),
+        Route("/realtime/users/{user_id}/presence", rest.user, methods=["GET", "DELETE", "POST"]),
+        Route("/realtime/users/{user_id}/presence/offline", service_acts.force_offline, methods=["POST"]),
         Route("/realtime/users/{user_id}/presence/timeline", rest.user_timeline, methods=["GET"]),
         Route("/realtime/presence/update", rest.update_presence, methods=["POST"]),
         Route("/realtime/presence/query", rest.presence_query, methods=["POST"]),
@@ -48,6 +49,9 @@ def create_app(settings: EdgeSettings) -> Starlette:
         Route("/readyz", rest.readyz, methods=["GET"]),
         *admin.main_port_routes(settings),
         Route("/openapi.json", openapi, methods=["GET"]),
+        Route("/realtime/client.js", web.client_js, methods=["GET"]),
+        Route("/dashboard", web.dashboard, methods=["GET"]),
+        Route("/dashboard/{name}", web.dashboard_asset, methods=["GET"]),
     ]
     middleware = [Middleware(request_ids.RequestIds)]  # outermost: CORS preflights carry an id too
     if settings.cors_origins:

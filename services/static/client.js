@@ -1,0 +1,378 @@
+// The browser client of the presence service, served by the edge at /realtime/client.js.
+// One ES module, no dependencies, no build step (docs/api.md#javascript-client).
+//
+// Rules this module keeps:
+// 1. A channel's presence is a fold of its frames in `seq` order (ChannelPresence, pure, no I/O):
+//    a snapshot replaces it, a diff or batch applies only on the view it follows, an old one is
+//    ignored, and a gap is answered by subscribing again without `since` (a fresh snapshot).
+// 2. One request, at most one answer, in order: successes carry the request's `ref`; error frames
+//    carry none, so an error answers the oldest request still waiting.
+// 3. A socket that ends is reopened with full-jitter exponential backoff and every channel resumed
+//    with `since`, except after 4403 (origin), 4409 (forced offline), and 4401 (token) when there is
+//    no tokenProvider to get a fresh token from.
+
+const FINAL_CLOSE_CODES = new Set([4403, 4409]);
+const TOKEN_CLOSE_CODE = 4401;
+
+export class PresenceError extends Error {
+  constructor(code, message, retriable = false) {
+    super(message);
+    this.name = "PresenceError";
+    this.code = code;
+    this.retriable = retriable;
+  }
+}
+
+/** One channel's presence, kept by applying its frames; `apply` answers "applied", "ignored" or "gap". */
+export class ChannelPresence {
+  constructor(channel) {
+    this.channel = channel;
+    this.seq = null; // null until the first snapshot
+    this.occupancy = 0;
+    this.members = new Map(); // user_id -> member
+    this.typing = new Set();
+  }
+
+  apply(frame) {
+    switch (frame.type) {
+      case "presence.snapshot":
+        this.seq = frame.seq;
+        this.occupancy = frame.occupancy;
+        this.members = new Map(frame.members.map((m) => [m.user_id, m]));
+        this.typing = new Set(frame.typing);
+        return "applied";
+      case "presence.diff":
+      case "presence.batch": {
+        if (this.seq === null || frame.seq <= this.seq) return "ignored";
+        if ((frame.from_seq ?? frame.seq) !== this.seq + 1) return "gap";
+        for (const m of [...frame.joins, ...frame.updates]) this.members.set(m.user_id, m);
+        for (const d of frame.leaves) this.members.delete(d.user_id);
+        this.seq = frame.seq;
+        this.occupancy = frame.occupancy;
+        this.typing = new Set(frame.typing);
+        return "applied";
+      }
+      case "presence.resumed": // the view held at `since` continues with the diffs that follow
+        return "ignored";
+      default:
+        throw new TypeError(`not a channel frame: ${frame.type}`);
+    }
+  }
+}
+
+/** The delay before reconnect attempt `attempt` (0-based): uniform in [0, min(maxMs, baseMs * 2^attempt)). */
+export function backoffDelay(attempt, { baseMs = 500, maxMs = 30000 } = {}, random = Math.random) {
+  return Math.floor(random() * Math.min(maxMs, baseMs * 2 ** attempt));
+}
+
+/** The WebSocket URL of an edge's base URL (http -> ws, https -> wss) with the connect parameters. */
+export function socketUrl(baseUrl, { token, device, metadata }) {
+  const url = new URL("/realtime/ws", baseUrl);
+  url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+  url.searchParams.set("token", token);
+  if (device !== undefined) url.searchParams.set("device", device);
+  if (metadata !== undefined) url.searchParams.set("metadata", JSON.stringify(metadata));
+  return url.toString();
+}
+
+/** A joined or subscribed channel: `presence` is its live ChannelPresence; fires `change` after each frame applied. */
+export class Channel extends EventTarget {
+  constructor(client, name, mode) {
+    super();
+    this.client = client;
+    this.name = name;
+    this.mode = mode; // "join" or "subscribe"
+    this.presence = new ChannelPresence(name);
+    this._typingSentAt = -Infinity;
+  }
+
+  get members() { return this.presence.members; }
+  get typing() { return this.presence.typing; }
+  get seq() { return this.presence.seq; }
+
+  /** Says the user is typing; call it on every keystroke, frames go out at most once per `typingThrottleMs`. */
+  startTyping(timeoutS) {
+    const now = this.client._now();
+    if (now - this._typingSentAt < this.client.options.typingThrottleMs) return;
+    this._typingSentAt = now;
+    this.client._send({ type: "typing.start", channel: this.name, ...(timeoutS ? { timeout_s: timeoutS } : {}) });
+  }
+
+  stopTyping() {
+    this._typingSentAt = -Infinity;
+    this.client._send({ type: "typing.stop", channel: this.name });
+  }
+
+  /** Leaves (a joined channel) or unsubscribes; the channel is no longer resumed on reconnect. */
+  async leave() {
+    this.client.channels.delete(this.name);
+    await this.client._request({ type: this.mode === "join" ? "leave" : "unsubscribe", channel: this.name });
+  }
+}
+
+/** A connection to an edge; fires `open`, `close`, `status`, `reconnecting`, `change`, `error`, `user`. */
+export class PresenceClient extends EventTarget {
+  constructor(baseUrl, options = {}) {
+    super();
+    this.baseUrl = baseUrl;
+    this.options = {
+      typingThrottleMs: 1000,
+      backoff: { baseMs: 500, maxMs: 30000 },
+      WebSocket: globalThis.WebSocket,
+      now: () => Date.now(),
+      random: Math.random,
+      ...options,
+    };
+    this.token = options.token ?? null;
+    this.state = "idle"; // idle, connecting, open, reconnecting, closed
+    this.welcome = null;
+    this.channels = new Map(); // name -> Channel, resumed on reconnect
+    this.watched = new Set();
+    this.closeInfo = null;
+    this._ws = null;
+    this._ref = 0;
+    this._pending = []; // [{ref, resolve, reject, match}] in the order sent
+    this._attempt = 0;
+    this._timers = new Set();
+    this._heartbeat = null;
+    this._lastError = null;
+  }
+
+  /** Opens the first connection; resolves on `welcome`, rejects with a PresenceError if it cannot open. */
+  open() {
+    return new Promise((resolve, reject) => {
+      const onOpen = () => { this.removeEventListener("close", onClose); resolve(this); };
+      const onClose = (event) => {
+        this.removeEventListener("open", onOpen);
+        reject(event.detail.error ?? new PresenceError("connection.failed", `closed with ${event.detail.code}`, true));
+      };
+      this.addEventListener("open", onOpen, { once: true });
+      this.addEventListener("close", onClose, { once: true });
+      this._connect(true);
+    });
+  }
+
+  join(channel) { return this._enter(channel, "join"); }
+  subscribe(channel) { return this._enter(channel, "subscribe"); }
+
+  /** Sets status and optionally `text`, `emoji`, `expiresInS`, `statusMetadata`; resolves with the event id. */
+  async setStatus(status, { text, emoji, expiresInS, statusMetadata } = {}) {
+    const frame = { type: "update", status };
+    if (text !== undefined) frame.status_text = text;
+    if (emoji !== undefined) frame.status_emoji = emoji;
+    if (expiresInS !== undefined) frame.expires_in_s = expiresInS;
+    if (statusMetadata !== undefined) frame.status_metadata = statusMetadata;
+    return (await this._request(frame)).event_id;
+  }
+
+  async setMetadata(metadata) {
+    return (await this._request({ type: "update", metadata })).event_id;
+  }
+
+  /** Watches users (a friends list): resolves with `{users, not_found}`; later changes fire `user`. */
+  async watch(users) {
+    const answer = await this._request({ type: "watch", users });
+    for (const user of users) this.watched.add(user);
+    return { users: answer.users, not_found: answer.not_found };
+  }
+
+  async unwatch(users) {
+    for (const user of users) this.watched.delete(user);
+    await this._request({ type: "unwatch", users });
+  }
+
+  /** Closes for good with 1000: a clean leave for the others. */
+  close() {
+    this._finish(1000, "closed by the client", null);
+    if (this._ws !== null) this._ws.close(1000);
+  }
+
+  async _enter(name, mode) {
+    const existing = this.channels.get(name);
+    if (existing !== undefined) return existing;
+    const channel = new Channel(this, name, mode);
+    const answer = await this._request({ type: mode, channel: name });
+    this._applyTo(channel, answer);
+    this.channels.set(name, channel);
+    return channel;
+  }
+
+  async _connect(first) {
+    this._setState(first ? "connecting" : "reconnecting");
+    if (this.options.tokenProvider && (!first || this.token === null)) {
+      try {
+        this.token = await this.options.tokenProvider();
+      } catch (error) {
+        this._retry(null, error);
+        return;
+      }
+    }
+    const url = socketUrl(this.baseUrl, { token: this.token, device: this.options.device, metadata: this.options.metadata });
+    const ws = new this.options.WebSocket(url);
+    this._ws = ws;
+    this._lastError = null;
+    ws.onmessage = (message) => this._receive(JSON.parse(message.data));
+    ws.onclose = (event) => { if (this._ws === ws) this._closed(event.code, event.reason); };
+  }
+
+  _closed(code, reason) {
+    this._ws = null;
+    clearInterval(this._heartbeat);
+    this._rejectPending(new PresenceError("connection.lost", `the socket closed (${code})`, true));
+    const error = this._lastError;
+    if (this.state === "closed") return;
+    if (FINAL_CLOSE_CODES.has(code) || (code === TOKEN_CLOSE_CODE && !this.options.tokenProvider)
+        || (this.welcome === null && this.state === "connecting")) {
+      this._finish(code, reason, error);
+      return;
+    }
+    this._retry(code, error);
+  }
+
+  _retry(code, error) {
+    const delayMs = backoffDelay(this._attempt, this.options.backoff, this.options.random);
+    this._attempt += 1;
+    this._setState("reconnecting");
+    this._emit("reconnecting", { attempt: this._attempt, delayMs, code, error });
+    const timer = setTimeout(() => { this._timers.delete(timer); this._connect(false); }, delayMs);
+    this._timers.add(timer);
+  }
+
+  _finish(code, reason, error) {
+    if (this.state === "closed") return;
+    for (const timer of this._timers) clearTimeout(timer);
+    clearInterval(this._heartbeat);
+    this._setState("closed");
+    this.closeInfo = { code, reason, error };
+    this._emit("close", this.closeInfo);
+  }
+
+  _receive(frame) {
+    switch (frame.type) {
+      case "welcome":
+        this._welcomed(frame);
+        break;
+      case "presence.snapshot":
+      case "presence.resumed":
+      case "presence.diff":
+      case "presence.batch":
+        if (frame.ref !== undefined && frame.ref !== null && this._answer(frame)) break;
+        this._channelFrame(frame);
+        break;
+      case "ack":
+      case "presence.users":
+        this._answer(frame);
+        break;
+      case "presence.user":
+        this._emit("user", { user: frame.user });
+        break;
+      case "presence.user.gone": // no longer readable by this connection (or erased)
+        this._emit("user", { user: null, user_id: frame.user_id });
+        break;
+      case "auth.expiring":
+        this._reauthenticate();
+        break;
+      case "error":
+        this._failed(frame);
+        break;
+    }
+  }
+
+  _welcomed(frame) {
+    const resumed = this.welcome !== null;
+    this.welcome = frame;
+    this._attempt = 0;
+    this._setState("open");
+    this._heartbeat = setInterval(() => this._send({ type: "heartbeat" }), frame.heartbeat_s * 1000);
+    for (const channel of this.channels.values()) this._resume(channel);
+    if (this.watched.size) this._request({ type: "watch", users: [...this.watched] }).catch(() => {});
+    this._emit("open", { welcome: frame, resumed });
+  }
+
+  _resume(channel, fresh = false) {
+    const frame = { type: channel.mode, channel: channel.name };
+    if (!fresh && channel.seq !== null) frame.since = channel.seq;
+    this._request(frame).then((answer) => this._applyTo(channel, answer), () => {});
+  }
+
+  _channelFrame(frame) {
+    const channel = this.channels.get(frame.channel);
+    if (channel !== undefined) this._applyTo(channel, frame);
+  }
+
+  _applyTo(channel, frame) {
+    const outcome = channel.presence.apply(frame);
+    if (outcome === "gap") {
+      this._resume(channel, true);
+    } else if (outcome === "applied") {
+      const detail = { channel, frame };
+      channel.dispatchEvent(new CustomEvent("change", { detail }));
+      this._emit("change", detail);
+    }
+  }
+
+  async _reauthenticate() {
+    if (!this.options.tokenProvider) return;
+    try {
+      const token = await this.options.tokenProvider();
+      await this._request({ type: "auth", token });
+      this.token = token;
+    } catch (error) {
+      this._emit("error", { error });
+    }
+  }
+
+  _failed(frame) {
+    const error = new PresenceError(frame.code, frame.message, frame.retriable);
+    this._lastError = error;
+    const waiting = this._pending.shift();
+    if (waiting !== undefined) waiting.reject(error);
+    else this._emit("error", { error });
+  }
+
+  _answer(frame) {
+    const index = this._pending.findIndex((p) => p.ref === frame.ref);
+    if (index < 0) return false;
+    const [waiting] = this._pending.splice(index, 1);
+    waiting.resolve(frame);
+    return true;
+  }
+
+  _request(frame) {
+    if (this.state !== "open") {
+      return Promise.reject(new PresenceError("connection.not_open", `the connection is ${this.state}`, true));
+    }
+    const ref = ++this._ref;
+    return new Promise((resolve, reject) => {
+      this._pending.push({ ref, resolve, reject });
+      this._send({ ...frame, ref });
+    });
+  }
+
+  _send(frame) {
+    if (this._ws !== null && this.state === "open") this._ws.send(JSON.stringify(frame));
+  }
+
+  _rejectPending(error) {
+    const pending = this._pending;
+    this._pending = [];
+    for (const waiting of pending) waiting.reject(error);
+  }
+
+  _setState(state) {
+    if (this.state === state) return;
+    this.state = state;
+    this._emit("status", { state });
+  }
+
+  _emit(type, detail) {
+    this.dispatchEvent(new CustomEvent(type, { detail }));
+  }
+
+  _now() { return this.options.now(); }
+}
+
+/** Connects to the edge at `baseUrl` with `{token | tokenProvider, device, metadata}`; resolves once welcomed. */
+export function connect(baseUrl, options) {
+  return new PresenceClient(baseUrl, options).open();
+}
