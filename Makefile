@@ -4,10 +4,11 @@ BIN := $(VENV)/bin
 
 .PHONY: run run-fresh test lint venv clean bench bench-quick chaos soak fuzz
 
-$(BIN)/presence: pyproject.toml
+$(BIN)/presence: pyproject.toml clients/python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e ./clients/python  # the Python SDK (presence_client)
 	touch $@
 
 venv: $(BIN)/presence
