@@ -104,10 +104,14 @@ def _worker(args: argparse.Namespace) -> None:
 
 
 def _edge(args: argparse.Namespace) -> None:
+    import asyncio
+    import logging.config
+
     import uvicorn
 
+    from services.admin import create_admin_app
     from services.app import create_app
-    from services.log_redaction import redact_tokens
+    from services.logs import log_config
     from services.settings import EdgeSettings
     from services.ws_protocol import AbortableWebSocketProtocol
 
@@ -115,18 +119,31 @@ def _edge(args: argparse.Namespace) -> None:
     if problems := settings.unsafe():
         sys.exit("refusing to start with unsafe settings (set PRESENCE_DEV_MODE=true for development):\n  - "
                  + "\n  - ".join(problems))
+    log_level = {"warn": "warning"}.get(level := os.environ.get("PRESENCE_LOG_LEVEL", "warning"), level)
+    logging.config.dictConfig(log_config(settings.log_format, log_level))  # before the app logs anything
     config = uvicorn.Config(
         create_app(settings),
         host=settings.http_host,
         port=settings.http_port,
         ws=AbortableWebSocketProtocol,
         ws_max_size=4 * settings.max_frame_bytes,  # beyond this uvicorn closes with 1009; below, we answer
-        access_log=False,  # request lines carry `?token=`: tokens stay out of logs
-        log_level={"warn": "warning"}.get(level := os.environ.get("PRESENCE_LOG_LEVEL", "warning"), level),
+        log_config=None,  # configured above
+        log_level=log_level,
     )
-    redact_tokens("uvicorn.error")  # after Config, which (re)configures uvicorn's loggers
-    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how `presence up` stops an edge, as uvicorn.run does
-        uvicorn.Server(config).run()
+    servers = [uvicorn.Server(config)]
+    if settings.admin_port:
+        admin = uvicorn.Config(create_admin_app(), host=settings.admin_host, port=settings.admin_port,
+                               lifespan="off", log_config=None, log_level=log_level)
+        servers.append(uvicorn.Server(admin))
+
+    async def serve() -> None:
+        # Each server catches SIGINT and SIGTERM, stops, then raises the signal again for the handler it
+        # replaced, which is the other server's: one Ctrl-C stops both.
+        await asyncio.gather(*(server.serve() for server in servers))
+
+    # Ctrl-C is how `presence up` stops an edge, as uvicorn.run does
+    with contextlib.suppress(KeyboardInterrupt), asyncio.Runner(loop_factory=config.get_loop_factory()) as runner:
+        runner.run(serve())
 
 
 def _up(args: argparse.Namespace) -> None:

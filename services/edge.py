@@ -15,6 +15,7 @@ from services.auth import Authenticator
 from services.broker import group_less_reader
 from services.event_log import EventLog, now_ms
 from services.fanout import Fanout
+from services.keys import Jwks
 from services.liveness import Liveness
 from services.policy import Policy
 from services.previous_incarnation import PreviousIncarnation
@@ -72,9 +73,10 @@ async def running_edge(settings: EdgeSettings) -> AsyncIterator[Edge]:
         max_bytes=settings.max_frame_bytes,
         max_metadata_bytes=settings.max_metadata_bytes,
     )
+    jwks = Jwks(settings.jwks_file, settings.jwks_url) if settings.jwks_file or settings.jwks_url else None
     auth = Authenticator(
         settings.jwt_secret, settings.jwt_audience or None, settings.jwt_issuer or None, settings.open_channels,
-        settings.service_keys,
+        settings.service_keys, jwks,
     )
     held = HeldConnections()
     readiness = Readiness(event_log, probe_answers, settings.edge_id, settings.partitions,

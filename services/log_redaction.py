@@ -1,5 +1,6 @@
 """Keep tokens out of logs: clients pass their JWT in the WebSocket URL's query string, and
-uvicorn logs that URL (`"WebSocket /realtime/ws?token=..." [accepted]`) at info level."""
+uvicorn logs that URL (`"WebSocket /realtime/ws?token=..." [accepted]`, and its access log every request
+line) at info level. Every handler of the edge's logging has this filter (services/logs.py)."""
 
 from __future__ import annotations
 
@@ -19,8 +20,3 @@ class RedactTokens(logging.Filter):
         if isinstance(record.args, tuple):
             record.args = tuple(redact(a) if isinstance(a, str) else a for a in record.args)
         return True
-
-
-def redact_tokens(*logger_names: str) -> None:
-    for name in logger_names:
-        logging.getLogger(name).addFilter(RedactTokens())

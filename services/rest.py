@@ -183,17 +183,29 @@ async def user_timeline(request: Request) -> Response:
 
 async def update_presence(request: Request) -> Response:
     principal = _principal(request)
+    principal.require_user()
+    return await _write_update(request, principal, principal.user_id)
+
+
+async def set_user_presence(request: Request) -> Response:
+    """A service sets a user's presence on its behalf: the event names the service."""
+    principal = _principal(request)
+    principal.require_service()
+    return await _write_update(request, principal, request.path_params["user_id"])
+
+
+async def _write_update(request: Request, principal: Principal, user_id: str) -> Response:
     edge = _edge(request)
     max_bytes = edge.settings.max_body_bytes
     if int(request.headers.get("content-length") or 0) > max_bytes:
         raise ApiError("request.too_large", f"the body exceeds {max_bytes} bytes")
-    update = parse_update_body(await request.body(), edge.limits, principal.user_id, max_bytes)
+    update = parse_update_body(await request.body(), edge.limits, user_id, max_bytes)
     key = request.headers.get("idempotency-key")
     if key is not None and not 1 <= len(key) <= 200:
         raise ApiError("request.invalid", "`Idempotency-Key` must be 1 to 200 characters")
-    event_id = uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{principal.user_id}\n{key}").hex if key else new_id()
+    event_id = uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{user_id}\n{key}").hex if key else new_id()
     event = update_event(
-        update, edge.policy, event_id=event_id, user_id=principal.user_id,
+        update, edge.policy, event_id=event_id, user_id=user_id, service=principal.service,
         connection_id=f"rest:{edge.settings.edge_id}", edge_id=edge.settings.edge_id, at=now_ms(),
     )
     await edge.log.write(event)
@@ -206,17 +218,18 @@ async def update_presence(request: Request) -> Response:
     }
     if _flag(request, "wait", False):
         try:
-            view = await edge.read_model.wait_for_user_event(principal.user_id, event_id, edge.settings.write_timeout_s)
+            view = await edge.read_model.wait_for_user_event(user_id, event_id, edge.settings.write_timeout_s)
         except TimeoutError as exc:
             raise ApiError("service.processor_lagging") from exc
         body["presence"] = representation.user(view, visibility.visible_channels(
-            principal, edge.read_model.channels_of(principal.user_id)))
+            principal, edge.read_model.channels_of(user_id)))
     return JSONResponse(body)
 
 
 async def user(request: Request) -> Response:
-    """One route for both methods, so a 405 names both in `Allow`."""
-    return await (erase_user(request) if request.method == "DELETE" else user_presence(request))
+    """One route for every method, so a 405 names them all in `Allow`."""
+    handle = {"DELETE": erase_user, "POST": set_user_presence}.get(request.method, user_presence)
+    return await handle(request)
 
 
 async def erase_user(request: Request) -> Response:
@@ -224,6 +237,7 @@ async def erase_user(request: Request) -> Response:
     shows the user, or 202 if the processor has not applied it within the write timeout (it will: the
     log has it; every edge then closes the user's sockets; docs/history.md#erasure)."""
     principal = _principal(request)
+    principal.require_user()
     if request.path_params["user_id"] != principal.user_id:
         raise ApiError("presence.forbidden_user", "a user may erase only itself")
     edge = _edge(request)

@@ -22,6 +22,8 @@ class EdgeSettings:
     jwt_secret: str = ""
     jwt_audience: str = ""
     jwt_issuer: str = ""
+    jwks_file: str = ""  # RS256/ES256 public keys by `kid` (services/keys.py) ...
+    jwks_url: str = ""  # ... or fetched from here
     open_channels: bool = True
     service_keys: dict[str, str] = field(default_factory=dict)  # service name -> secret (services/auth.py)
     allowed_origins: tuple[str, ...] = ()  # empty: any origin (development)
@@ -52,8 +54,8 @@ class EdgeSettings:
         problems = []
         if not self.idempotent_producer:
             problems.append("producer without idempotence (PRESENCE_IDEMPOTENT_PRODUCER=false)")
-        if len(self.jwt_secret) < 32:
-            problems.append("PRESENCE_JWT_SECRET shorter than 32 characters")
+        if any(len(secret.strip()) < 32 for secret in self.jwt_secret.split(",") if secret.strip()):
+            problems.append("a PRESENCE_JWT_SECRET secret shorter than 32 characters")
         if self.open_channels:
             problems.append("tokens without a `channels` claim may join every channel (PRESENCE_OPEN_CHANNELS)")
         return problems
@@ -74,8 +76,10 @@ class EdgeSettings:
         # (services/previous_incarnation.py); two edges on one host listen on different ports.
         edge_id = config("PRESENCE_EDGE_ID", default=f"edge-{socket.gethostname()}-{http_port}")
         secret = config("PRESENCE_JWT_SECRET", default="")
-        if not secret:
-            raise SystemExit("PRESENCE_JWT_SECRET is not set; `presence up` generates one for development")
+        jwks_file, jwks_url = config("PRESENCE_JWKS_FILE", default=""), config("PRESENCE_JWKS_URL", default="")
+        if not secret and not jwks_file and not jwks_url:
+            raise SystemExit("none of PRESENCE_JWT_SECRET, PRESENCE_JWKS_FILE and PRESENCE_JWKS_URL is set; "
+                             "`presence up` generates a secret for development")
         return cls(
             bootstrap_servers=config("KAFKA_BOOTSTRAP_SERVERS", default=cls.bootstrap_servers),
             partitions=config("PRESENCE_PARTITIONS", cast=int, default=cls.partitions),
@@ -85,6 +89,8 @@ class EdgeSettings:
             jwt_secret=secret,
             jwt_audience=config("PRESENCE_JWT_AUDIENCE", default=""),
             jwt_issuer=config("PRESENCE_JWT_ISSUER", default=""),
+            jwks_file=jwks_file,
+            jwks_url=jwks_url,
             open_channels=config("PRESENCE_OPEN_CHANNELS", cast=bool, default=True),
             service_keys=_service_keys(config("PRESENCE_SERVICE_KEYS", default="")),
             allowed_origins=tuple(

@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 import sys
 
-from streams import agents, sweeper  # noqa: F401  (registers the agents and the timer)
+from streams import agents, metrics, sweeper  # noqa: F401  (registers the agents and the timer)
 from streams.app import app, settings
+from streams.logs import json_log_config
 from streams.tuning import quiet_loggers
 
 # PRESENCE_LOG_LEVEL is shared with the edge, which spells it "warning".
@@ -23,5 +24,11 @@ if __name__ == "__main__":
     if problems := settings.unsafe():
         sys.exit("refusing to start with unsafe settings (set PRESENCE_DEV_MODE=true for development):\n  - "
                  + "\n  - ".join(problems))
-    sys.argv = [sys.argv[0], "worker", "--without-web", "--loglevel", LEVEL, *sys.argv[1:]]
+    if settings.metrics_port:
+        metrics.serve(settings.metrics_host, settings.metrics_port)
+    quiet = []
+    if settings.log_format == "json":
+        app.conf.logging_config = json_log_config(LEVEL)
+        quiet = ["--quiet"]  # no banner on stdout: every line is a JSON object
+    sys.argv = [sys.argv[0], *quiet, "worker", "--without-web", "--loglevel", LEVEL, *sys.argv[1:]]
     app.main()

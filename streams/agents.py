@@ -29,7 +29,7 @@ from schemas.erasures import UserErasure
 from schemas.events import EdgeLeased, EdgeProbed, Event, EventBatch, PresenceUpdated, UserErased
 from schemas.probes import ProbeAnswered
 from schemas.state import EdgeLease
-from streams import progress, snapshots
+from streams import metrics, progress, snapshots
 from streams.app import (
     app,
     changes_topic,
@@ -73,6 +73,7 @@ async def fold_events(stream: Any) -> None:
                 continue
             try:
                 await _fold(event, record.offset, index, lease_of)
+                metrics.EVENTS_FOLDED.labels(event.type).inc()
             except Exception as exc:  # one event that breaks the fold must not stop its partition
                 await _dead_letter(record, encode(event), exc)
         last_at = max((e.at for e in batch.events), default=0)
@@ -153,11 +154,13 @@ async def _dead_letter(record: Record, value: bytes, exc: Exception) -> None:
         value=value.decode(errors="replace"), worker_id=settings.worker_id,
     )
     await dead_letters_topic.send(key=record.key, value=encode(letter))
+    metrics.DEAD_LETTERS.labels(record.topic).inc()
 
 
 async def _publish(change: Change) -> None:
     value = encode(change)
     await changes_topic.send(key=change.user_id.encode(), value=value)
+    metrics.CHANGES_EMITTED.labels(change.type).inc()
     if isinstance(change, MemberJoined | MemberUpdated | MemberLeft | MemberTyping):
         await channel_changes_topic.send(key=change.channel.encode(), value=value)
 

@@ -32,6 +32,9 @@ class WorkerSettings:
     replication_factor: int
     idempotent_producer: bool
     processing_guarantee: str
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = 0  # 0: no metrics served (streams/metrics.py)
+    log_format: str = "text"  # or "json" (streams/logs.py)
 
     def unsafe(self) -> list[str]:
         """What would lose state or acknowledged updates on a real cluster; empty in dev mode."""
@@ -66,4 +69,13 @@ class WorkerSettings:
             replication_factor=config("PRESENCE_REPLICATION_FACTOR", cast=int, default=1),
             idempotent_producer=config("PRESENCE_IDEMPOTENT_PRODUCER", cast=bool, default=True),
             processing_guarantee=config("PRESENCE_PROCESSING_GUARANTEE", default="at_least_once"),
+            metrics_host=config("PRESENCE_WORKER_METRICS_HOST", default="127.0.0.1"),
+            metrics_port=config("PRESENCE_WORKER_METRICS_PORT", cast=int, default=0),
+            log_format=_log_format(config("PRESENCE_LOG_FORMAT", default="text")),
         )
+
+
+def _log_format(setting: str) -> str:
+    if setting not in ("text", "json"):
+        raise SystemExit(f"PRESENCE_LOG_FORMAT must be text or json, not {setting!r}")
+    return setting

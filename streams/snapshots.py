@@ -30,7 +30,7 @@ from schemas.codec import encode
 from schemas.snapshots import SNAPSHOT_HEADER, ChannelSnapshot, UserSnapshot
 from schemas.state import ChannelState, EdgeLease, UserPresence
 from schemas.topics import CHANNEL_CHANGES, EVENTS, partition_for
-from streams import progress
+from streams import metrics, progress
 from streams.app import (
     app,
     channel_snapshots_topic,
@@ -136,3 +136,4 @@ async def _send(topic: Any, partition: int, snapshot_id: str, entries: list[tupl
     for key, record in entries:
         await topic.send(key=key.encode(), value=encode(record), partition=partition, headers=headers)
     await topic.send(key=None, value=encode(closing), partition=partition, headers=headers)
+    metrics.SNAPSHOTS_WRITTEN.labels(topic.get_topic_name()).inc()

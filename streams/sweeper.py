@@ -23,7 +23,7 @@ from schemas.codec import encode
 from schemas.events import Event, EventBatch
 from schemas.state import EdgeLease
 from schemas.topics import CHANNEL_CHANGES, EVENTS, batch_key, partition_for
-from streams import progress
+from streams import metrics, progress
 from streams.app import app, channel_changes_topic, channels, events_topic, lease_partition, leases, settings, users
 from streams.core import due_events
 
@@ -34,13 +34,15 @@ _sent: dict[str, int] = {}
 
 @app.timer(interval=settings.sweep_interval_s)
 async def sweep() -> None:
-    wall_now = int(time.time() * 1000)
-    sweep_times = {}
+    began, wall_now = time.monotonic(), int(time.time() * 1000)
+    sweep_times, lags = {}, {}
     for tp in app.consumer.assignment():
         if tp.topic == EVENTS.name:
-            sweep_times[tp.partition] = progress.sweep_time(
-                tp.partition, _next_offset(tp), _highwater(tp), wall_now
-            )
+            next_offset, highwater = _next_offset(tp), _highwater(tp)
+            sweep_times[tp.partition] = progress.sweep_time(tp.partition, next_offset, highwater, wall_now)
+            if next_offset is not None and highwater is not None:
+                lags[tp.partition] = highwater - next_offset
+    metrics.lag_sampled(lags)
     leases_by_partition: dict[int, dict[str, EdgeLease]] = defaultdict(dict)
     for key, lease in list(leases.items()):
         leases_by_partition[lease_partition(key)][lease.edge_id] = lease
@@ -61,7 +63,10 @@ async def sweep() -> None:
     for partition, events in due.items():
         key = batch_key(e.user_id for e in events)
         await events_topic.send(key=key, value=encode(EventBatch(events=tuple(events))), partition=partition)
+        for event in events:
+            metrics.SWEEPER_EVENTS.labels(event.type).inc()
     await _expire_channels(wall_now)
+    metrics.SWEEP_SECONDS.observe(time.monotonic() - began)
 
 
 async def _expire_channels(wall_now: int) -> None:
@@ -79,6 +84,7 @@ async def _expire_channels(wall_now: int) -> None:
         if _sent.get(expiry.change_id, 0) < wall_now:
             _sent[expiry.change_id] = wall_now + RESEND_AFTER_MS
             await channel_changes_topic.send(key=channel.encode(), value=encode(expiry))
+            metrics.SWEEPER_EVENTS.labels(expiry.type).inc()
 
 
 def _next_offset(tp: TP) -> int | None:

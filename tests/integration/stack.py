@@ -33,6 +33,7 @@ SNAPSHOT_INTERVAL_S = 2.0
 USER_RETENTION_S = 20.0
 BATCH_ABOVE_MEMBERS = 4
 ALLOWED_ORIGIN = "https://app.example"
+CORS_ORIGIN = "https://console.example"  # may call the REST API from a browser, and open WebSockets
 MAX_CHANNELS = 20
 MAX_CONNECTIONS = 5
 
@@ -61,6 +62,7 @@ class Stack:
     idempotent_producer: bool
     http_port: int = field(default_factory=free_port)
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    worker_metrics_ports: list[int] = field(default_factory=list)  # PRESENCE_WORKER_METRICS_PORT of each worker
     edge: subprocess.Popen[bytes] | None = None
     logs: Path = field(default_factory=lambda: Path(os.environ.get("PRESENCE_TEST_LOGS", "/tmp/presence-test-logs")))
 
@@ -100,6 +102,7 @@ class Stack:
             "PRESENCE_POLICY_FILE": str(Path(__file__).with_name("policy.json")),
             "PRESENCE_BATCH_ABOVE_MEMBERS": str(BATCH_ABOVE_MEMBERS),
             "PRESENCE_ALLOWED_ORIGINS": ALLOWED_ORIGIN,
+            "PRESENCE_CORS_ORIGINS": CORS_ORIGIN,
             "PRESENCE_MAX_CHANNELS_PER_CONNECTION": str(MAX_CHANNELS),
             "PRESENCE_MAX_CONNECTIONS_PER_USER": str(MAX_CONNECTIONS),
             "PRESENCE_IDEMPOTENT_PRODUCER": str(self.idempotent_producer).lower(),
@@ -127,8 +130,11 @@ class Stack:
 
     def start_worker(self, **settings: str) -> subprocess.Popen[bytes]:
         n = len(self.workers)
-        worker = self._spawn(f"worker-{n}", "-m", "streams", **{"PRESENCE_WORKER_ID": f"worker-test-{n}", **settings})
+        settings = {"PRESENCE_WORKER_ID": f"worker-test-{n}", "PRESENCE_WORKER_METRICS_PORT": str(free_port()),
+                    **settings}
+        worker = self._spawn(f"worker-{n}", "-m", "streams", **settings)
         self.workers.append(worker)
+        self.worker_metrics_ports.append(int(settings["PRESENCE_WORKER_METRICS_PORT"]))
         return worker
 
     def stop_worker(self, worker: subprocess.Popen[bytes]) -> None:
@@ -172,8 +178,9 @@ async def eventually(check, timeout_s: float = 10.0, interval_s: float = 0.05): 
         await asyncio.sleep(interval_s)
 
 
-async def start_edge(stack: Stack, edge_id: str, port: int, name: str) -> subprocess.Popen[bytes]:
-    edge = stack._spawn(name, "-m", "services.cli", "edge", PRESENCE_EDGE_ID=edge_id, PRESENCE_HTTP_PORT=str(port))
+async def start_edge(stack: Stack, edge_id: str, port: int, name: str, **env: str) -> subprocess.Popen[bytes]:
+    edge = stack._spawn(name, "-m", "services.cli", "edge", PRESENCE_EDGE_ID=edge_id, PRESENCE_HTTP_PORT=str(port),
+                        **env)
     deadline = time.monotonic() + 60
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=1) as http:
         while time.monotonic() < deadline:
