@@ -1,6 +1,7 @@
 """Authentication of end users (JWT, PyJWT) and of backend services (service keys), and channel authorization.
 
-An end user's id always comes from its token's `sub`; payloads never choose it. The optional
+An end user's id always comes from its token's `sub`; payloads never choose it. Tokens are HS256
+with `PRESENCE_JWT_SECRET`, or RS256/ES256 with a key of a JWKS (services/keys.py). The optional
 `channels` claim lists channel ids or glob patterns the user may join and read; without it,
 every channel is allowed unless the edge runs with `PRESENCE_OPEN_CHANNELS=false`.
 
@@ -16,12 +17,13 @@ import hmac
 import re
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import jwt
 
 from services.errors import ApiError
+from services.keys import Jwks, TokenKeys, hs256_secrets
 
-ALGORITHMS = ["HS256"]
 LEEWAY_S = 5
 SERVICE_KEY_PREFIX = "psk."
 SERVICE_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -47,6 +49,15 @@ class Principal:
             return True
         return any(fnmatch.fnmatchcase(channel, pattern) for pattern in self.channels)
 
+    def require_service(self) -> None:
+        if not self.is_service:
+            raise ApiError("auth.service_only", "this route takes a service key, not a user's token")
+
+    def require_user(self) -> None:
+        """A service is nobody: it acts on a user through the service routes, never as user ""."""
+        if self.is_service:
+            raise ApiError("auth.user_only", "a service key acts on a user through /realtime/users/{user_id}/...")
+
     def require_channel(self, channel: str) -> None:
         if not self.may_access(channel):
             raise ApiError("auth.channel_forbidden", f"the token does not allow channel {channel!r}")
@@ -54,7 +65,8 @@ class Principal:
 
 @dataclass(frozen=True, slots=True)
 class Authenticator:
-    """Strict JWT checks: HS256 only, `exp` and `sub` required, `nbf`/`aud`/`iss` checked, 5 s leeway.
+    """Strict JWT checks: HS256 with `secret` (one or several, comma-separated), RS256/ES256 with `jwks`,
+    `exp` and `sub` required, `nbf`/`aud`/`iss` checked, 5 s leeway.
 
     Tokens without a `channels` claim may access every channel, or none when `open_channels` is
     false (what production should run: deny by default).
@@ -65,6 +77,7 @@ class Authenticator:
     issuer: str | None = None
     open_channels: bool = True
     service_keys: dict[str, str] | None = None  # service name -> secret
+    jwks: Jwks | None = None
 
     def authenticate(self, token: str | None) -> Principal:
         if not token:
@@ -72,13 +85,9 @@ class Authenticator:
         if token.startswith(SERVICE_KEY_PREFIX):
             return self._service(token)
         required = ["exp", "sub", *(["aud"] if self.audience else []), *(["iss"] if self.issuer else [])]
-        try:
-            claims = jwt.decode(
-                token, self.secret, algorithms=ALGORITHMS, audience=self.audience, issuer=self.issuer,
-                options={"require": required}, leeway=LEEWAY_S,
-            )
-        except jwt.PyJWTError as exc:
-            raise ApiError("auth.invalid_token", f"invalid token: {exc}") from exc
+        claims: dict[str, Any] = TokenKeys(hs256_secrets(self.secret), self.jwks).decode(
+            token, audience=self.audience, issuer=self.issuer, options={"require": required}, leeway=LEEWAY_S,
+        )
         user_id, channels = claims["sub"], claims.get("channels")
         if not isinstance(user_id, str) or not user_id:
             raise ApiError("auth.invalid_token", "`sub` must be a non-empty string")
@@ -119,6 +128,7 @@ def parse_service_keys(setting: str) -> dict[str, str]:
 
 def mint_token(secret: str, user_id: str, channels: list[str] | None = None, ttl_s: int = 3600,
                audience: str | None = None, issuer: str | None = None) -> str:
+    """A development HS256 token, signed with the first of the secrets `secret` lists."""
     now = int(time.time())
     claims: dict[str, object] = {"sub": user_id, "iat": now, "exp": now + ttl_s}
     if audience:
@@ -127,7 +137,7 @@ def mint_token(secret: str, user_id: str, channels: list[str] | None = None, ttl
         claims["iss"] = issuer
     if channels is not None:
         claims["channels"] = channels
-    return jwt.encode(claims, secret, algorithm="HS256")
+    return jwt.encode(claims, hs256_secrets(secret)[0], algorithm="HS256")
 
 
 def bearer_token(authorization: str | None) -> str | None:

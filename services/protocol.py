@@ -112,7 +112,9 @@ class Auth:
     ref: Ref = None
 
 
-Command = Join | Leave | Subscribe | Unsubscribe | TypingStart | TypingStop | Heartbeat | Update | Watch | Unwatch | Auth
+Command = (
+    Join | Leave | Subscribe | Unsubscribe | TypingStart | TypingStop | Heartbeat | Update | Watch | Unwatch | Auth
+)
 UPDATE_FIELDS = frozenset(
     {"status", "status_metadata", "status_text", "status_emoji", "expires_in_s", "metadata", "timeout_s"}
 )

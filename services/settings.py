@@ -27,6 +27,11 @@ class EdgeSettings:
     open_channels: bool = True
     service_keys: dict[str, str] = field(default_factory=dict)  # service name -> secret (services/auth.py)
     allowed_origins: tuple[str, ...] = ()  # empty: any origin (development)
+    cors_origins: tuple[str, ...] = ()  # empty: no CORS headers; these may open WebSockets too
+    admin_host: str = "127.0.0.1"
+    admin_port: int = 0  # 0: no admin port; /metrics on the main port (services/admin.py)
+    metrics_token: str = ""
+    log_format: str = "text"  # or "json" (services/logs.py)
     max_channels_per_connection: int = 100
     max_connections_per_user: int = 20
     max_frames_per_s: float = 20.0
@@ -61,6 +66,12 @@ class EdgeSettings:
         return problems
 
     @property
+    def websocket_origins(self) -> tuple[str, ...]:
+        """Pages that may open a WebSocket: both allowlists, as a page allowed to call the REST API
+        is one that opens sockets too; both empty: any origin (development)."""
+        return self.allowed_origins + self.cors_origins
+
+    @property
     def timeout_ms(self) -> int:
         return int(self.timeout_s * 1000)
 
@@ -93,9 +104,12 @@ class EdgeSettings:
             jwks_url=jwks_url,
             open_channels=config("PRESENCE_OPEN_CHANNELS", cast=bool, default=True),
             service_keys=_service_keys(config("PRESENCE_SERVICE_KEYS", default="")),
-            allowed_origins=tuple(
-                o.strip() for o in config("PRESENCE_ALLOWED_ORIGINS", default="").split(",") if o.strip()
-            ),
+            allowed_origins=_origins(config("PRESENCE_ALLOWED_ORIGINS", default="")),
+            cors_origins=_origins(config("PRESENCE_CORS_ORIGINS", default="")),
+            admin_host=config("PRESENCE_ADMIN_HOST", default=cls.admin_host),
+            admin_port=config("PRESENCE_ADMIN_PORT", cast=int, default=cls.admin_port),
+            metrics_token=config("PRESENCE_METRICS_TOKEN", default=""),
+            log_format=_log_format(config("PRESENCE_LOG_FORMAT", default=cls.log_format)),
             max_channels_per_connection=config(
                 "PRESENCE_MAX_CHANNELS_PER_CONNECTION", cast=int, default=cls.max_channels_per_connection
             ),
@@ -120,6 +134,16 @@ class EdgeSettings:
             probe_timeout_s=config("PRESENCE_PROBE_TIMEOUT_S", cast=float, default=cls.probe_timeout_s),
             dev_mode=config("PRESENCE_DEV_MODE", cast=bool, default=False),
         )
+
+
+def _origins(setting: str) -> tuple[str, ...]:
+    return tuple(o.strip() for o in setting.split(",") if o.strip())
+
+
+def _log_format(setting: str) -> str:
+    if setting not in ("text", "json"):
+        raise SystemExit(f"PRESENCE_LOG_FORMAT must be text or json, not {setting!r}")
+    return setting
 
 
 def _service_keys(setting: str) -> dict[str, str]:

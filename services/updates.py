@@ -8,7 +8,7 @@ from services.protocol import Update
 
 
 def update_event(update: Update, policy: Policy, *, event_id: str, user_id: str, connection_id: str,
-                 edge_id: str, at: int) -> PresenceUpdated:
+                 edge_id: str, at: int, service: str | None = None) -> PresenceUpdated:
     spec = policy.state(update.status) if update.status is not None else None
     expiries = [s for s in (update.expires_in_s, spec.expires_after_s if spec else None) if s is not None]
     timeout_ms = None
@@ -22,6 +22,7 @@ def update_event(update: Update, policy: Policy, *, event_id: str, user_id: str,
         connection_id=connection_id,
         edge_id=edge_id,
         at=at,
+        service=service,
         status=update.status,
         status_metadata=update.status_metadata,
         metadata=update.metadata,

@@ -13,6 +13,11 @@ A socket is never left open while its connection no longer counts as live: the e
 timing it out because its heartbeats did not reach the log in time (services/processor_watch.py).
 The client reconnects and is online again. A service that forced the user offline ends every socket
 of the user with `connection.forced_offline` (4409): the client must not reconnect by itself.
+
+A socket lives no longer than its token: `auth.expiring` is pushed shortly before the token's `exp`, an
+`auth` frame with a fresh token of the same user moves the expiry, and at expiry the socket is closed
+with `auth.token_expired` (4401). A service key opens an `ObserverSession`: it reads (subscribe, watch)
+and is nobody's presence, so nothing is written for it.
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ from services.fanout import diff_frame, snapshot_frame
 from services.processor_watch import GoneCause
 from services.protocol import (
     MAX_USER_IDS,
+    Auth,
     Command,
     Heartbeat,
     Join,
@@ -70,6 +76,7 @@ CLEAN_CLOSE_CODES = {1000, 1001}  # normal closure, going away: the user left
 OUTBOX_FRAMES = 1000  # frames queued for one slow client before it is disconnected
 TYPING_THROTTLE_MS = 1000
 CLOSE_WAIT_S = 5.0  # for the last frames and the close frame to be written; then the connection is aborted
+EXPIRING_NOTICE_MS = 30_000  # `auth.expiring` comes this long before the token expires (or at half its life left)
 
 
 class _NoTracebackForBadUtf8(logging.Filter):
@@ -98,7 +105,8 @@ async def presence_socket(websocket: WebSocket) -> None:
         await _deny(websocket, exc)
         return
     await websocket.accept()
-    await Session(websocket, principal, edge, device, metadata).run()
+    session = ObserverSession if principal.is_service else Session
+    await session(websocket, principal, edge, device, metadata).run()
 
 
 def _check_origin(websocket: WebSocket, edge: Edge) -> None:
@@ -178,6 +186,7 @@ class Session:
         self._timeout_ms = edge.settings.timeout_ms  # the connection's own, as its events set it
         self._channel_timeouts: dict[str, int] = {}  # joined channels with a timeout of their own
         self._silent_since: int | None = None  # its last frame, once ended for silence
+        self._token_timers: list[asyncio.TimerHandle] = []  # `auth.expiring`, then the close at expiry
 
     async def _write(self, event: Event) -> None:
         """Writes an event of this connection's user; being one, it is their activity in the log."""
@@ -237,7 +246,9 @@ class Session:
             "timeout_s": settings.timeout_s,
             "typing_timeout_s": self.edge.policy.typing_timeout_s,
             "request_id": request_ids.current(),
+            "token_expires_at": self.principal.expires_at,
         })
+        self._time_token()
         clean = False
         metrics.CONNECTIONS.inc()
         self.edge.sessions[self.principal.user_id] += 1
@@ -340,8 +351,39 @@ class Session:
                 self.edge.watchers.unwatch(self, users)
                 self.watched.difference_update(users)
                 self.reply({"type": "ack", "ref": ref})
+            case Auth(token=token, ref=ref):
+                self._reauthenticate(token, ref)
             case Heartbeat():
                 pass  # liveness was already noted for every frame
+
+    def _reauthenticate(self, token: str, ref: object) -> None:
+        """A fresh token of the same user (or service) replaces the socket's; a token that does not verify
+        ends the socket like one at connect (`auth.invalid_token`)."""
+        principal = self.edge.auth.authenticate(token)
+        if (principal.user_id, principal.service) != (self.principal.user_id, self.principal.service):
+            raise ApiError("auth.user_mismatch", "the token is for another user than this socket's")
+        self.principal = principal
+        self._time_token()
+        self.reply({"type": "ack", "ref": ref, "token_expires_at": principal.expires_at})
+
+    def _time_token(self) -> None:
+        """Timers on the event loop for the token's expiry: the notice, then the close."""
+        for timer in self._token_timers:
+            timer.cancel()
+        expires_at = self.principal.expires_at
+        if expires_at is None:  # a service key does not expire
+            self._token_timers = []
+            return
+        loop = asyncio.get_running_loop()
+        left_ms = expires_at - now_ms()
+        notice_ms = left_ms - min(EXPIRING_NOTICE_MS, left_ms / 2)
+        self._token_timers = [
+            loop.call_later(max(notice_ms, 0) / 1000, self._token_expiring, expires_at),
+            loop.call_later(max(left_ms, 0) / 1000, self._expel, ApiError("auth.token_expired")),
+        ]
+
+    def _token_expiring(self, expires_at: int) -> None:
+        self.reply({"type": "auth.expiring", "token_expires_at": expires_at})
 
     def _timeout_in_force(self) -> int:
         """As the processor computes it (`Connection.timeout_in_force_ms`) from this connection's events."""
@@ -429,6 +471,8 @@ class Session:
             await self.websocket.send_text(frame.decode())
 
     async def _end(self, clean: bool) -> None:
+        for timer in self._token_timers:
+            timer.cancel()
         for channel in self.channels | self.observing:
             self.edge.fanout.unsubscribe(channel, self)
         self.edge.watchers.unwatch(self, self.watched)
@@ -446,4 +490,33 @@ class Session:
         except ApiError:
             log.warning("%s of %s not written; it will time out", event.type, self.connection_id)
         if self._closing is not None:  # the app returning first would close the transport before the close frame
+            await self._closing
+
+
+class ObserverSession(Session):
+    """A service's socket: it subscribes and watches, and is no user's presence. No connection is opened
+    in the log for it (no heartbeats, no lease), and frames that would act as a user are refused."""
+
+    async def run(self) -> None:
+        self._writer = asyncio.create_task(self._write_forever(), name=f"ws-writer-{self.connection_id}")
+        self.reply({"type": "welcome", "connection_id": self.connection_id, "user_id": "",
+                    "service": self.principal.service, "edge_id": self.edge.settings.edge_id,
+                    "heartbeat_s": self.edge.settings.heartbeat_s, "token_expires_at": None})
+        try:
+            await self._read_forever()
+        finally:
+            await asyncio.shield(self._end(clean=True))
+
+    async def _handle(self, command: Command) -> None:
+        if isinstance(command, Join | Leave | TypingStart | TypingStop | Update):
+            raise ApiError("auth.service_observer", "a service's socket may subscribe, watch, heartbeat and "
+                           "re-authenticate only")
+        await super()._handle(command)
+
+    async def _end(self, clean: bool) -> None:
+        for channel in self.observing:
+            self.edge.fanout.unsubscribe(channel, self)
+        self.edge.watchers.unwatch(self, self.watched)
+        self._writer.cancel()
+        if self._closing is not None:
             await self._closing
