@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from presence_client import ChannelView, MemberJoined, MemberLeft, MemberUpdated, Resynced, TypingChanged
+from presence_client import (
+    ChannelView,
+    MemberJoined,
+    MemberLeft,
+    MemberUpdated,
+    Resumed,
+    Resynced,
+    TypingChanged,
+)
 
 
 def member(user_id: str, status: str = "online", **fields: Any) -> dict[str, Any]:
@@ -128,7 +136,7 @@ def test_typing_is_replaced_and_reported_with_who_started_and_stopped() -> None:
 def test_resumed_at_the_held_seq_keeps_the_view_then_the_missed_diffs_apply() -> None:
     view = held()
     resumed = view.apply({"type": "presence.resumed", "channel": "lobby", "ref": None, "since": 10, "seq": 12})
-    assert resumed.changes == () and not resumed.resync
+    assert resumed.changes == (Resumed("lobby", 10, 12),) and not resumed.resync
     view.apply(diff(11, 2, joins=(member("bob"),)))
     view.apply(diff(12, 2, updates=(member("bob", "busy"),)))
     assert view.seq == 12 and view.members["bob"].status == "busy"

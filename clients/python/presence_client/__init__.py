@@ -19,6 +19,7 @@ from presence_client.records import (
     MemberLeft,
     MemberUpdated,
     QueryResult,
+    Resumed,
     Resynced,
     TypingChanged,
     UserChange,
@@ -30,6 +31,6 @@ from presence_client.records import (
 __all__ = [
     "AuthenticationError", "Backoff", "ChannelChange", "ChannelPresence", "ChannelView", "Client",
     "ClientClosedError", "Departure", "ForcedOfflineError", "Member", "MemberJoined", "MemberLeft", "MemberUpdated",
-    "PresenceClientError", "PresenceError", "QueryResult", "Resynced", "TypingChanged", "UserChange", "UserGone",
-    "UserPresence", "WatchedUsers", "Welcome", "connect",
+    "PresenceClientError", "PresenceError", "QueryResult", "Resumed", "Resynced", "TypingChanged", "UserChange",
+    "UserGone", "UserPresence", "WatchedUsers", "Welcome", "connect",
 ]

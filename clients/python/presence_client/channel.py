@@ -27,6 +27,7 @@ from presence_client.records import (
     MemberJoined,
     MemberLeft,
     MemberUpdated,
+    Resumed,
     Resynced,
     TypingChanged,
 )
@@ -52,7 +53,9 @@ class ChannelView:
         if kind == "presence.snapshot":
             return self._snapshot(frame)
         if kind == "presence.resumed":
-            return Applied() if frame["since"] == self.seq and not self.resync_pending else self._gap()
+            if frame["since"] != self.seq or self.resync_pending:
+                return self._gap()
+            return Applied((Resumed(self.channel, frame["since"], frame["seq"]),))
         if kind in ("presence.diff", "presence.batch"):
             return self._step(frame)
         raise ValueError(f"not a channel frame: {kind!r}")

@@ -107,6 +107,7 @@ class Client:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._http = httpx.AsyncClient(base_url=self.url, timeout=request_timeout_s, transport=transport)
         self.welcome: Welcome | None = None  # of the current (or last) connection
+        self.token_expires_at: int | None = None  # epoch ms, as the edge holds it for the open socket
         self.connections = 0  # sockets opened so far
 
     # Lifecycle
@@ -149,6 +150,11 @@ class Client:
         await self._done.wait()
         if self._ended is not None and not isinstance(self._ended, ClientClosedError):
             raise self._ended
+
+    @property
+    def connected(self) -> bool:
+        """A socket is open now (False while reconnecting, and once closed)."""
+        return self._session is not None
 
     @property
     def user_id(self) -> str:
@@ -316,6 +322,7 @@ class Client:
             raise
         session.heartbeats = asyncio.create_task(self._heartbeat(session), name="presence-heartbeats")
         self.welcome, self._session = session.welcome, session
+        self.token_expires_at = session.welcome.token_expires_at
         self.connections += 1
         self._live.set()
         return session
@@ -421,7 +428,8 @@ class Client:
     async def _reauthenticate(self) -> None:
         self._token = await self._fresh_token()
         try:
-            await self.request({"type": "auth", "token": self._token})
+            ack = await self.request({"type": "auth", "token": self._token})
+            self.token_expires_at = ack.get("token_expires_at")
         except PresenceError as exc:  # the socket closes at expiry with 4401; the reconnect uses the new token
             log.warning("re-authentication refused: %s", exc)
 

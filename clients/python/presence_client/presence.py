@@ -5,8 +5,9 @@ they reach the network through their client."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncGenerator, Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 from presence_client.channel import ChannelView
@@ -42,7 +43,7 @@ class Listeners(Generic[T]):
         for queue in self._queues:
             queue.put_nowait(None)
 
-    async def stream(self) -> AsyncIterator[T]:
+    async def stream(self) -> AsyncGenerator[T]:
         """Changes from now on; ends when the handle is left, raises the error that ended the client."""
         if self._ended is not None:
             raise self._ended
@@ -104,12 +105,21 @@ class ChannelPresence:
     def occupancy(self) -> int:
         return self.view.occupancy
 
-    def changes(self) -> AsyncIterator[ChannelChange]:
+    def changes(self) -> AsyncGenerator[ChannelChange]:
         return self.listeners.stream()
 
     def on_change(self, callback: Callable[[ChannelChange], None]) -> Callable[[], None]:
         """Calls `callback` with each change; returns a function that removes it."""
         return self.listeners.add(callback)
+
+    async def wait_until(self, condition: Callable[[ChannelPresence], bool]) -> None:
+        """Returns once `condition(self)` holds, checked now and after every change."""
+        if condition(self):
+            return
+        async with contextlib.aclosing(self.changes()) as changes:
+            async for _ in changes:
+                if condition(self):
+                    return
 
     async def typing(self, timeout_s: float | None = None) -> None:
         """Call on every keystroke: sends `typing.start` at most once per throttle interval."""
@@ -154,7 +164,7 @@ class WatchedUsers(Mapping[str, UserPresence]):
     def __len__(self) -> int:
         return len(self.users)
 
-    def changes(self) -> AsyncIterator[UserChange]:
+    def changes(self) -> AsyncGenerator[UserChange]:
         return self.listeners.stream()
 
     def on_change(self, callback: Callable[[UserChange], None]) -> Callable[[], None]:

@@ -160,4 +160,13 @@ class Resynced:
     members: dict[str, Member]
 
 
-ChannelChange = MemberJoined | MemberLeft | MemberUpdated | TypingChanged | Resynced
+@dataclass(frozen=True, slots=True)
+class Resumed:
+    """After a reconnect the edge resumed the view held at `since`: the missed changes follow, up to `seq`."""
+
+    channel: str
+    since: int
+    seq: int
+
+
+ChannelChange = MemberJoined | MemberLeft | MemberUpdated | TypingChanged | Resynced | Resumed

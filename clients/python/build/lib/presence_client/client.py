@@ -1,0 +1,487 @@
+"""The connection to an edge: one WebSocket at a time, heartbeats, requests matched to their answers
+by `ref`, reconnects that resume every channel, and the REST reads.
+
+- `open()` makes the first connection; if it fails, that error is raised.
+- A socket that ends for any other reason than the closes below is opened again after a backoff
+  delay (backoff.py); every channel is joined or subscribed again with `since` = its last applied
+  `seq` (the edge answers `presence.resumed` and the missed diffs, or a snapshot), and every watch
+  is sent again. A request awaiting its answer when the socket ended is sent again on the next one.
+- Closes that end the client: 4403 (origin), 4409 (a service forced the user offline: reconnecting
+  would undo it), 4401 (token refused or expired) unless a `token_provider` can give a new token.
+  With a provider, the client also re-authenticates the open socket on `auth.expiring`.
+- The edge does not echo `ref` on `error` frames (docs/api.md); it handles a socket's frames one at
+  a time, so an error without `ref` answers the oldest request still waiting. Errors that close the
+  socket answer no request: they say why it closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import itertools
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+from urllib.parse import quote, urlencode, urlsplit, urlunsplit
+
+import httpx
+import websockets
+from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
+
+from presence_client.backoff import Backoff
+from presence_client.errors import (
+    AuthenticationError,
+    ClientClosedError,
+    ForcedOfflineError,
+    PresenceClientError,
+    PresenceError,
+)
+from presence_client.presence import ChannelPresence, Throttle, WatchedUsers
+from presence_client.records import QueryResult, UserChange, UserGone, UserPresence, Welcome
+
+log = logging.getLogger("presence_client")
+
+TokenProvider = Callable[[], str | Awaitable[str]]
+CHANNEL_FRAMES = frozenset({"presence.snapshot", "presence.diff", "presence.batch", "presence.resumed"})
+# Error codes sent just before the edge closes the socket: they say why, they answer no request.
+CLOSING_CODES = frozenset({"connection.timed_out", "connection.slow_consumer", "service.broker_unavailable",
+                           "limit.abuse", "auth.token_expired", "connection.forced_offline", "server.internal"})
+HANDSHAKE_RETRIABLE = frozenset({429, 500, 502, 503, 504})
+
+
+class _Lost(Exception):
+    """The socket a request went out on ended before its answer."""
+
+
+@dataclass(eq=False)
+class _Session:
+    ws: ClientConnection
+    welcome: Welcome
+    opened_at: float = field(default_factory=time.monotonic)
+    last_sent: float = field(default_factory=time.monotonic)
+    pending: dict[int, asyncio.Future[dict[str, Any]]] = field(default_factory=dict)
+    closing_error: PresenceError | None = None  # the error frame that came before the close
+    heartbeats: asyncio.Task[None] | None = None
+
+    async def send(self, frame: dict[str, Any]) -> None:
+        self.last_sent = time.monotonic()
+        await self.ws.send(json.dumps(frame))
+
+    def end(self) -> None:
+        if self.heartbeats is not None:
+            self.heartbeats.cancel()
+        for future in self.pending.values():
+            if not future.done():
+                future.set_exception(_Lost())
+
+
+class Client:
+    def __init__(self, url: str, token: str | None = None, *, token_provider: TokenProvider | None = None,
+                 device: str | None = None, metadata: dict[str, Any] | None = None,
+                 backoff: Backoff | None = None, typing_interval_s: float = 1.0,
+                 request_timeout_s: float = 30.0, transport: httpx.AsyncBaseTransport | None = None) -> None:
+        if token is None and token_provider is None:
+            raise ValueError("give a token or a token_provider")
+        self.url = url.rstrip("/")
+        self._token = token
+        self._token_provider = token_provider
+        self._device = device
+        self._metadata = metadata
+        self._backoff = backoff or Backoff()
+        self._typing_interval_s = typing_interval_s
+        self._request_timeout_s = request_timeout_s
+        self._refs = itertools.count(1)
+        self._channels: dict[str, ChannelPresence] = {}
+        self._watches: list[WatchedUsers] = []
+        self._session: _Session | None = None
+        self._live = asyncio.Event()  # set while a session is open, and once the client has ended
+        self._ended: PresenceClientError | None = None
+        self._done = asyncio.Event()
+        self._runner: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._http = httpx.AsyncClient(base_url=self.url, timeout=request_timeout_s, transport=transport)
+        self.welcome: Welcome | None = None  # of the current (or last) connection
+        self.token_expires_at: int | None = None  # epoch ms, as the edge holds it for the open socket
+        self.connections = 0  # sockets opened so far
+
+    # Lifecycle
+
+    async def __aenter__(self) -> Client:
+        await self.open()
+        return self
+
+    async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self.close()
+
+    async def open(self) -> None:
+        if self._token is None:
+            self._token = await self._fresh_token()
+        try:
+            session = await self._connect()
+        except BaseException:
+            await self._http.aclose()
+            raise
+        self._runner = asyncio.create_task(self._run(session), name="presence-client")
+
+    async def close(self) -> None:
+        """Closes the socket cleanly (1000: the user leaves at once) and ends every handle."""
+        self._end(ClientClosedError("the client was closed"))
+        session, self._session = self._session, None
+        if session is not None:
+            session.end()
+            with contextlib.suppress(WebSocketException, OSError):
+                await session.ws.close(1000)
+        for task in (self._runner, *self._tasks):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        await self._http.aclose()
+
+    async def wait_closed(self) -> None:
+        """Returns when the client is closed; raises the error that ended it, if one did."""
+        await self._done.wait()
+        if self._ended is not None and not isinstance(self._ended, ClientClosedError):
+            raise self._ended
+
+    @property
+    def connected(self) -> bool:
+        """A socket is open now (False while reconnecting, and once closed)."""
+        return self._session is not None
+
+    @property
+    def user_id(self) -> str:
+        assert self.welcome is not None, "not connected yet"
+        return self.welcome.user_id
+
+    # Channels
+
+    async def join(self, channel: str) -> ChannelPresence:
+        """Be present in `channel` and keep its presence; answers once the first view is held."""
+        return await self._enter(channel, joined=True)
+
+    async def subscribe(self, channel: str) -> ChannelPresence:
+        """Keep `channel`'s presence without being present in it."""
+        return await self._enter(channel, joined=False)
+
+    async def leave(self, channel: str) -> None:
+        presence = self._channels.pop(channel, None)
+        if presence is None:
+            return
+        presence.listeners.end(ClientClosedError(f"left {channel!r}"))
+        try:
+            await self.request({"type": "leave" if presence.joined else "unsubscribe", "channel": channel})
+        except PresenceError as exc:
+            if exc.code not in ("channel.not_joined", "channel.not_subscribed"):  # a reconnect came between
+                raise
+
+    unsubscribe = leave
+
+    async def _enter(self, channel: str, joined: bool) -> ChannelPresence:
+        if channel in self._channels:
+            raise ValueError(f"{channel!r} is joined or subscribed already")
+        presence = ChannelPresence(self, channel, joined, Throttle(self._typing_interval_s))
+        self._channels[channel] = presence
+        try:
+            await self.request({"type": "join" if joined else "subscribe", "channel": channel})
+        except BaseException:
+            self._channels.pop(channel, None)
+            raise
+        return presence
+
+    # Status, metadata, watches
+
+    async def set_status(self, status: str, text: str | None = None, emoji: str | None = None,
+                         expires_in_s: float | None = None, metadata: dict[str, Any] | None = None) -> str:
+        """Sets the user's status (and its text, emoji and expiry; `""` clears a text); answers the event id."""
+        return await self._update(status=status, status_text=text, status_emoji=emoji, expires_in_s=expires_in_s,
+                                  metadata=metadata)
+
+    async def set_metadata(self, metadata: dict[str, Any]) -> str:
+        """Replaces the user's metadata; answers the event id."""
+        return await self._update(metadata=metadata)
+
+    async def _update(self, **fields: Any) -> str:
+        ack = await self.request({"type": "update", **{k: v for k, v in fields.items() if v is not None}})
+        return str(ack["event_id"])
+
+    async def watch(self, user_ids: Iterable[str]) -> WatchedUsers:
+        """Follows these users' presence (a friends list) over the socket."""
+        watched = WatchedUsers(self, frozenset(user_ids))
+        self._watches.append(watched)
+        try:
+            await self.request({"type": "watch", "users": sorted(watched.user_ids)})
+        except BaseException:
+            self._watches.remove(watched)
+            raise
+        return watched
+
+    async def unwatch(self, watched: WatchedUsers) -> None:
+        if watched not in self._watches:
+            return
+        self._watches.remove(watched)
+        watched.listeners.end(ClientClosedError("unwatched"))
+        still = set().union(*(w.user_ids for w in self._watches))
+        if dropped := sorted(watched.user_ids - still):
+            await self.request({"type": "unwatch", "users": dropped})
+
+    # REST
+
+    async def user(self, user_id: str) -> UserPresence:
+        return UserPresence.from_json(await self._rest("GET", f"/realtime/users/{quote(user_id, safe='')}/presence"))
+
+    async def query(self, user_ids: Iterable[str]) -> QueryResult:
+        return QueryResult.from_json(await self._rest("POST", "/realtime/presence/query",
+                                                      {"user_ids": list(user_ids)}))
+
+    async def _rest(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        for attempt in range(2):
+            response = await self._http.request(method, path, json=body,
+                                                headers={"Authorization": f"Bearer {self._token}"})
+            if response.status_code == 401 and self._token_provider is not None and attempt == 0:
+                self._token = await self._fresh_token()
+                continue
+            break
+        answer: dict[str, Any] = response.json()
+        if response.is_error:
+            raise PresenceError.from_body(answer.get("error", {}))
+        return answer
+
+    # The socket
+
+    async def request(self, frame: dict[str, Any]) -> dict[str, Any]:
+        """Sends a frame with a fresh `ref` and answers the frame that answers it; sent again on the next
+        socket if this one ends first. Raises `PresenceError` on an `error` answer."""
+        while True:
+            session = await self._live_session()
+            ref = next(self._refs)
+            future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+            session.pending[ref] = future
+            try:
+                await session.send({**frame, "ref": ref})
+                async with asyncio.timeout(self._request_timeout_s):
+                    return await future
+            except (_Lost, ConnectionClosed):
+                continue
+            finally:
+                session.pending.pop(ref, None)
+
+    async def send(self, frame: dict[str, Any]) -> None:
+        """Sends a frame that gets no answer (typing); dropped while no socket is open."""
+        if self._ended is not None:
+            raise self._ended
+        if self._session is not None:
+            with contextlib.suppress(ConnectionClosed):
+                await self._session.send(frame)
+
+    async def _live_session(self) -> _Session:
+        while True:
+            if self._ended is not None:
+                raise self._ended
+            if self._session is not None:
+                return self._session
+            self._live.clear()
+            await self._live.wait()
+
+    def _ws_url(self) -> str:
+        parts = urlsplit(self.url)
+        query: dict[str, str] = {"token": self._token or ""}
+        if self._device is not None:
+            query["device"] = self._device
+        if self._metadata is not None:
+            query["metadata"] = json.dumps(self._metadata)
+        scheme = "wss" if parts.scheme == "https" else "ws"
+        return urlunsplit((scheme, parts.netloc, parts.path + "/realtime/ws", urlencode(query), ""))
+
+    async def _connect(self) -> _Session:
+        """Opens a socket, takes its welcome, and resumes every channel and watch on it."""
+        try:
+            ws = await websockets.connect(self._ws_url(), open_timeout=self._request_timeout_s)
+        except InvalidStatus as exc:
+            raise _refusal(exc) from exc
+        try:
+            first = json.loads(await ws.recv())
+            if first.get("type") != "welcome":
+                raise PresenceError.from_body(first)  # e.g. service.broker_unavailable, then a close
+            session = _Session(ws, Welcome.from_json(first))
+            for presence in self._channels.values():
+                if presence.view.seq is not None:  # one still waiting for its first view: its request goes again
+                    since = None if presence.view.resync_pending else presence.view.seq
+                    await session.send(_enter_frame(presence, since))
+            if watched := set().union(*(w.user_ids for w in self._watches)):
+                await session.send({"type": "watch", "users": sorted(watched)})
+        except BaseException:
+            await ws.close()
+            raise
+        session.heartbeats = asyncio.create_task(self._heartbeat(session), name="presence-heartbeats")
+        self.welcome, self._session = session.welcome, session
+        self.token_expires_at = session.welcome.token_expires_at
+        self.connections += 1
+        self._live.set()
+        return session
+
+    async def _run(self, session: _Session) -> None:
+        try:
+            while True:
+                await self._serve(session)
+                session.end()
+                if self._ended is not None:
+                    return
+                self._session = None
+                self._backoff.connection_ended(time.monotonic() - session.opened_at)
+                code = session.ws.close_code or 1006
+                if (error := self._terminal(code, session.closing_error)) is not None:
+                    self._end(error)
+                    return
+                log.info("socket closed (%s, %s); reconnecting", code, session.closing_error)
+                session = await self._reconnect(refresh_token=code == 4401)
+        except PresenceClientError as exc:
+            self._end(exc)
+        except Exception as exc:  # a bug here must end the client loudly, not leave it silently dead
+            log.exception("presence client failed")
+            self._end(PresenceClientError(f"the client failed: {exc!r}"))
+
+    async def _reconnect(self, refresh_token: bool) -> _Session:
+        while True:
+            await asyncio.sleep(self._backoff.next_delay())
+            try:
+                if refresh_token:
+                    self._token = await self._fresh_token()
+                return await self._connect()
+            except PresenceError as exc:
+                if isinstance(exc, AuthenticationError) and self._token_provider is not None:
+                    refresh_token = True
+                elif not exc.retriable:
+                    raise
+            except (OSError, TimeoutError, WebSocketException, ValueError) as exc:
+                log.info("reconnect failed: %r", exc)
+
+    def _terminal(self, code: int, error: PresenceError | None) -> PresenceClientError | None:
+        if code == 4409:
+            return error if isinstance(error, ForcedOfflineError) else ForcedOfflineError("connection.forced_offline")
+        if code == 4403:
+            return error or PresenceError("auth.origin_forbidden")
+        if code == 4401 and self._token_provider is None:
+            return error or AuthenticationError("auth.invalid_token")
+        return None
+
+    async def _serve(self, session: _Session) -> None:
+        with contextlib.suppress(ConnectionClosed):
+            async for message in session.ws:
+                await self._dispatch(session, json.loads(message))
+
+    async def _dispatch(self, session: _Session, frame: dict[str, Any]) -> None:
+        kind, ref = frame.get("type"), frame.get("ref")
+        if kind == "error":
+            self._answer_error(session, PresenceError.from_body(frame), ref)
+            return
+        if kind in CHANNEL_FRAMES and (presence := self._channels.get(frame["channel"])) is not None:
+            applied = presence.view.apply(frame)
+            for change in applied.changes:
+                presence.listeners.emit(change)
+            if applied.resync:
+                await session.send(_enter_frame(presence, since=None))
+        elif kind == "presence.users":
+            users = {u.user_id: u for u in map(UserPresence.from_json, frame["users"])}
+            for watched in self._watches:
+                watched.answered({k: v for k, v in users.items() if k in watched.user_ids},
+                                 frozenset(frame.get("not_found", ())) & watched.user_ids)
+        elif kind in ("presence.user", "presence.user.gone"):
+            user: UserChange = (UserPresence.from_json(frame["user"]) if kind == "presence.user"
+                                else UserGone(frame["user_id"]))
+            for watched in self._watches:
+                if user.user_id in watched.user_ids:
+                    watched.changed(user)
+        elif kind == "auth.expiring" and self._token_provider is not None:
+            self._spawn(self._reauthenticate())
+        if ref is not None and (future := session.pending.get(ref)) is not None and not future.done():
+            future.set_result(frame)
+
+    def _answer_error(self, session: _Session, error: PresenceError, ref: object) -> None:
+        if error.code in CLOSING_CODES:
+            session.closing_error = error
+            return
+        future = session.pending.get(ref) if isinstance(ref, int) else next(
+            (f for f in session.pending.values() if not f.done()), None)
+        if future is not None and not future.done():
+            future.set_exception(error)
+        else:
+            log.warning("error frame answering no request: %s", error)
+
+    async def _heartbeat(self, session: _Session) -> None:
+        every_s = session.welcome.heartbeat_s
+        with contextlib.suppress(ConnectionClosed):
+            while True:  # any frame counts as a sign of life: a heartbeat only after a quiet interval
+                quiet_s = time.monotonic() - session.last_sent
+                if quiet_s >= every_s:
+                    await session.send({"type": "heartbeat"})
+                    quiet_s = 0
+                await asyncio.sleep(every_s - quiet_s)
+
+    async def _reauthenticate(self) -> None:
+        self._token = await self._fresh_token()
+        try:
+            ack = await self.request({"type": "auth", "token": self._token})
+            self.token_expires_at = ack.get("token_expires_at")
+        except PresenceError as exc:  # the socket closes at expiry with 4401; the reconnect uses the new token
+            log.warning("re-authentication refused: %s", exc)
+
+    async def _fresh_token(self) -> str:
+        assert self._token_provider is not None
+        token = self._token_provider()
+        return await token if inspect.isawaitable(token) else token
+
+    def _spawn(self, work: Awaitable[None]) -> None:
+        task: asyncio.Task[None] = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _end(self, error: PresenceClientError) -> None:
+        if self._ended is not None:
+            return
+        self._ended = error
+        if not isinstance(error, ClientClosedError):
+            log.warning("presence client ended: %s", error)
+        for presence in self._channels.values():
+            presence.listeners.end(error)
+        for watched in self._watches:
+            watched.listeners.end(error)
+        if self._session is not None:
+            for future in self._session.pending.values():
+                if not future.done():
+                    future.set_exception(error)
+        self._live.set()
+        self._done.set()
+
+
+def _enter_frame(presence: ChannelPresence, since: int | None) -> dict[str, Any]:
+    frame: dict[str, Any] = {"type": "join" if presence.joined else "subscribe", "channel": presence.channel}
+    if since is not None:
+        frame["since"] = since
+    return frame
+
+
+def _refusal(exc: InvalidStatus) -> PresenceError:
+    """The edge refused the handshake with an HTTP error body."""
+    status = exc.response.status_code
+    try:
+        body = json.loads(exc.response.body or b"{}").get("error", {})
+    except ValueError:
+        body = {}
+    error = PresenceError.from_body({"code": body.get("code", f"http.{status}"), "message": body.get("message", ""),
+                                     "retriable": status in HANDSHAKE_RETRIABLE})
+    error.retriable = error.retriable or status in HANDSHAKE_RETRIABLE
+    return error
+
+
+def connect(url: str, token: str | None = None, *, token_provider: TokenProvider | None = None,
+            device: str | None = None, metadata: dict[str, Any] | None = None, **options: Any) -> Client:
+    """A client of the edge at `url` (e.g. http://127.0.0.1:8080); use it as `async with connect(...) as client`."""
+    return Client(url, token, token_provider=token_provider, device=device, metadata=metadata, **options)

@@ -1,0 +1,224 @@
+"""The Python SDK (clients/python) against the real stack: presence seen both ways, status, typing and
+its expiry, a cut network healed by a reconnect that resumes, forced offline, token refresh, watches
+and the bulk query; and the SDK README's example runs as written."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from presence_client import (
+    Backoff,
+    ChannelChange,
+    Client,
+    ForcedOfflineError,
+    MemberUpdated,
+    Resumed,
+    Resynced,
+    connect,
+)
+
+from tests.integration.stack import ROOT, Stack, eventually
+
+SDK_README = ROOT / "clients" / "python" / "README.md"
+BLOCK = re.compile(r"^```python\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
+QUICK = Backoff(base_s=0.05, cap_s=0.5)
+
+
+def user(name: str) -> str:
+    return f"{name}-{os.urandom(3).hex()}"
+
+
+@contextlib.asynccontextmanager
+async def sdk(stack: Stack, user_id: str, url: str | None = None, **options: Any) -> AsyncIterator[Client]:
+    async with connect(url or stack.base_url, token=stack.token(user_id), backoff=QUICK, **options) as client:
+        yield client
+
+
+async def rest_members(stack: Stack, channel: str) -> dict[str, str]:
+    async with httpx.AsyncClient(base_url=stack.base_url) as http:
+        answer = await http.get(f"/realtime/channels/{channel}/presence",
+                                headers={"Authorization": f"Bearer {stack.token('reader')}"})
+        return {m["user_id"]: m["status"] for m in answer.json()["members"]}
+
+
+async def test_two_users_see_each_other_status_and_typing(stack: Stack, channel: str) -> None:
+    alice_id, bob_id = user("alice"), user("bob")
+    async with sdk(stack, alice_id, device="web") as alice, sdk(stack, bob_id) as bob:
+        alice_view = await alice.join(channel)
+        bob_view = await bob.join(channel)
+        await eventually(lambda: {alice_id, bob_id} <= alice_view.members.keys() <= bob_view.members.keys())
+        assert alice_view.members[alice_id].devices == ("web",) and bob_view.occupancy == 2
+
+        changes: list[ChannelChange] = []
+        bob_view.on_change(changes.append)
+        await alice.set_status("busy", text="In a call", emoji="📞")
+        await eventually(lambda: bob_view.members[alice_id].status == "busy")
+        assert bob_view.members[alice_id].status_text == "In a call"
+        update = next(c for c in changes if isinstance(c, MemberUpdated))
+        assert update.member.user_id == alice_id and update.previous is not None
+        assert update.previous.status == "online"
+
+        await alice_view.typing(timeout_s=1)
+        await eventually(lambda: alice_id in bob_view.typing_users)
+        started = time.monotonic()
+        await eventually(lambda: alice_id not in bob_view.typing_users, timeout_s=5)  # it expires by itself
+        assert time.monotonic() - started < 3
+
+        await alice_view.typing()
+        await eventually(lambda: alice_id in bob_view.typing_users)
+        await alice_view.stop_typing()
+        await eventually(lambda: alice_id not in bob_view.typing_users)
+
+        await alice_view.leave()
+        await eventually(lambda: alice_id not in bob_view.members)
+
+
+class CuttableProxy:
+    """TCP in front of the edge that can cut every connection through it and refuse new ones: the
+    client's network goes away without a close handshake, then comes back."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.open = True
+        self.url = ""
+        self._sockets: set[asyncio.StreamWriter] = set()
+        self._server: asyncio.Server | None = None
+
+    async def __aenter__(self) -> CuttableProxy:
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        self.url = f"http://127.0.0.1:{self._server.sockets[0].getsockname()[1]}"
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.cut()
+        assert self._server is not None
+        self._server.close()
+
+    def cut(self) -> None:
+        self.open = False
+        for writer in self._sockets:
+            writer.transport.abort()
+        self._sockets.clear()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if not self.open:
+            writer.transport.abort()
+            return
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.port)
+        self._sockets |= {writer, up_writer}
+
+        async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(OSError):
+                while data := await source.read(65536):
+                    sink.write(data)
+                    await sink.drain()
+            sink.transport.abort()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+
+async def test_a_cut_network_is_healed_by_a_reconnect_that_resumes(stack: Stack, channel: str) -> None:
+    alice_id, bob_id = user("alice"), user("bob")
+    async with CuttableProxy(stack.http_port) as proxy, sdk(stack, alice_id, url=proxy.url) as alice, \
+            sdk(stack, bob_id) as bob:
+        view = await alice.join(channel)
+        await bob.join(channel)
+        await eventually(lambda: {alice_id, bob_id} <= view.members.keys())
+        changes: list[ChannelChange] = []
+        view.on_change(changes.append)
+        seq_before = view.seq
+
+        proxy.cut()
+        await bob.set_status("dnd", text="away from the cut")  # a change while alice is away
+        await eventually(lambda: not alice.connected)  # she noticed the drop
+        await eventually(lambda: _status_is(stack, channel, bob_id, "dnd"))
+        proxy.open = True
+
+        await eventually(lambda: alice.connections == 2)
+        await eventually(lambda: view.members.get(bob_id) is not None and view.members[bob_id].status == "dnd")
+        # The edge still holds the views she missed: it resumes her view (a snapshot would be a Resynced).
+        resumed = [c for c in changes if isinstance(c, Resumed)]
+        assert resumed and resumed[0].since >= seq_before and not any(isinstance(c, Resynced) for c in changes)
+        assert view.seq is not None and seq_before is not None and view.seq > seq_before
+        assert {u: m.status for u, m in view.members.items()} == await rest_members(stack, channel)
+
+
+async def _status_is(stack: Stack, channel: str, user_id: str, status: str) -> bool:
+    return (await rest_members(stack, channel)).get(user_id) == status
+
+
+async def test_a_user_forced_offline_by_a_service_is_not_reconnected(stack: Stack, channel: str) -> None:
+    alice_id = user("alice")
+    async with sdk(stack, alice_id) as alice:
+        await alice.join(channel)
+        await eventually(lambda: _status_is(stack, channel, alice_id, "online"))
+        async with httpx.AsyncClient(base_url=stack.base_url) as http:
+            answer = await http.post(f"/realtime/users/{alice_id}/presence/offline", json={"reason": "test"},
+                                     headers={"Authorization": f"Bearer {stack.service_key()}"})
+            assert answer.status_code == 200, answer.text
+        with pytest.raises(ForcedOfflineError) as raised:
+            await asyncio.wait_for(alice.wait_closed(), 10)
+        assert raised.value.code == "connection.forced_offline" and alice.connections == 1
+        with pytest.raises(ForcedOfflineError):
+            await alice.set_status("online")
+
+
+async def test_a_token_provider_keeps_the_socket_past_the_first_tokens_expiry(stack: Stack, channel: str) -> None:
+    alice_id = user("alice")
+    fresh: list[str] = []
+
+    def provider() -> str:
+        fresh.append(stack.token(alice_id, ttl_s=3600))
+        return fresh[-1]
+
+    short = stack.token(alice_id, ttl_s=4)
+    async with connect(stack.base_url, token=short, token_provider=provider, backoff=QUICK) as alice:
+        first_expiry = alice.token_expires_at
+        assert first_expiry is not None
+        await alice.join(channel)
+        await eventually(lambda: alice.token_expires_at != first_expiry, timeout_s=10)  # auth.expiring answered
+        assert fresh and alice.token_expires_at is not None and alice.token_expires_at > first_expiry
+        await eventually(lambda: time.time() * 1000 > first_expiry + 1500, timeout_s=10)
+        assert alice.connections == 1  # the socket outlived its first token
+        assert (await alice.user(alice_id)).active
+
+
+async def test_watch_and_query_follow_users_sharing_a_channel(stack: Stack, channel: str) -> None:
+    alice_id, bob_id, stranger = user("alice"), user("bob"), user("stranger")
+    async with sdk(stack, alice_id) as alice, sdk(stack, bob_id) as bob:
+        await alice.join(channel)
+        view = await bob.join(channel)
+        await eventually(lambda: {alice_id, bob_id} <= view.members.keys())
+        friends = await alice.watch([bob_id, stranger])
+        await eventually(lambda: bob_id in friends)
+        assert stranger in friends.not_found and stranger not in friends
+        await bob.set_status("away", text="Lunch")
+        await eventually(lambda: friends[bob_id].status == "away" and friends[bob_id].status_text == "Lunch")
+
+        found = await alice.query([bob_id, stranger])
+        assert found.users[bob_id].status == "away" and found.not_found == (stranger,)
+        assert channel in (await alice.user(bob_id)).channels
+
+
+async def test_the_readme_example_runs_as_written(stack: Stack, tmp_path: Path) -> None:
+    blocks = BLOCK.findall(SDK_README.read_text())
+    assert blocks, "clients/python/README.md has no ```python block"
+    for index, code in enumerate(blocks):
+        script = tmp_path / f"readme_{index}.py"
+        script.write_text(code)
+        env = {**os.environ, "PRESENCE_URL": stack.base_url, "PRESENCE_TOKEN": stack.token(user("reader"))}
+        process = await asyncio.create_subprocess_exec(sys.executable, str(script), env=env, cwd=tmp_path,
+                                                       stdout=asyncio.subprocess.PIPE,
+                                                       stderr=asyncio.subprocess.PIPE)
+        stdout, stderr = await asyncio.wait_for(process.communicate(), 60)
+        assert process.returncode == 0, f"block {index}\nstdout:\n{stdout.decode()}\nstderr:\n{stderr.decode()}"
