@@ -20,8 +20,11 @@ from services.protocol import (
     MAX_EXPIRY_S,
     MAX_METADATA_DEPTH,
     MAX_METADATA_KEYS,
+    MAX_QUERY_BYTES,
     MAX_STATUS_EMOJI,
     MAX_STATUS_TEXT,
+    MAX_USER_ID_CHARS,
+    MAX_USER_IDS,
     UPDATE_FIELDS,
     Limits,
 )
@@ -133,7 +136,7 @@ def _schemas(limits: Limits) -> dict[str, Schema]:
             "additionalProperties": False,
             "required": ["user_id", "status", "active", "last_seen", "last_seen_iso", "connections", "devices",
                          "status_text", "status_emoji", "status_metadata", "status_expires_at",
-                         "status_expires_at_iso", "metadata"],
+                         "status_expires_at_iso", "metadata", "channels"],
             "properties": {
                 "user_id": {"type": "string"},
                 "status": {"type": "string", "enum": sorted({*shown, "offline"}),
@@ -149,6 +152,40 @@ def _schemas(limits: Limits) -> dict[str, Schema]:
                 "status_expires_at": {"type": ["integer", "null"]},
                 "status_expires_at_iso": {"type": ["string", "null"], "format": "date-time"},
                 "metadata": {"type": "object"},
+                "channels": {**_STRINGS, "description": "the channels the user is present in that the reader's "
+                                                        "token allows, sorted"},
+            },
+        },
+        "PresenceQuery": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["user_ids"],
+            "properties": {"user_ids": {"type": "array", "minItems": 1, "maxItems": MAX_USER_IDS, "uniqueItems": True,
+                                        "items": {"type": "string", "minLength": 1, "maxLength": MAX_USER_ID_CHARS}}},
+            "description": f"at most {MAX_QUERY_BYTES} bytes (413 request.too_large)",
+        },
+        "PresenceQueryResult": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["users", "not_found"],
+            "properties": {
+                "users": {"type": "array", "items": _ref("UserPresence"), "description": "in the order asked"},
+                "not_found": {**_STRINGS, "description": "ids unknown or not readable by the caller, alike"},
+            },
+        },
+        "ChannelsList": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["channels", "next_cursor"],
+            "properties": {
+                "channels": {"type": "array", "description": "channels with members, by channel id", "items": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["channel", "occupancy", "seq", "typing"],
+                    "properties": {"channel": {"type": "string"}, "occupancy": {"type": "integer", "minimum": 1},
+                                   "seq": {"type": "integer", "minimum": 0}, "typing": _STRINGS},
+                }},
+                "next_cursor": {"type": ["string", "null"], "description": "pass as `cursor` for the next page"},
             },
         },
         "ChannelPresence": {
@@ -371,6 +408,7 @@ def _paths(policy: Policy) -> dict[str, Any]:
                             "schema": {"type": "string", "minLength": 1}}],
             "responses": {
                 "200": _json("UserPresence", "the user's current view"),
+                # Also for a user the caller may not read (docs/api.md#who-may-read-whom).
                 **_errors(*_AUTH_ERRORS, "user.not_found", "route.not_found", "service.not_ready"),
             },
         }, "delete": {
@@ -403,6 +441,31 @@ def _paths(policy: Policy) -> dict[str, Any]:
                 "200": _json("Timeline", "sessions and intervals overlapping [from, to)"),
                 **_errors(*_AUTH_ERRORS, "history.forbidden_user", "request.invalid", "user.not_found",
                           "route.not_found", "service.broker_unavailable"),
+            },
+        }},
+        "/realtime/presence/query": {"post": {
+            "summary": "Bulk presence: the views of up to 500 users the caller may read",
+            "description": "Users unknown and users the caller may not read are listed alike in `not_found` "
+                           "(docs/api.md#who-may-read-whom).",
+            "requestBody": {"required": True, "content": {"application/json": {
+                "schema": _ref("PresenceQuery"), "example": {"user_ids": ["alice", "bob"]},
+            }}},
+            "responses": {
+                "200": _json("PresenceQueryResult", "the readable users' views and the other ids"),
+                **_errors(*_AUTH_ERRORS, "request.malformed_json", "request.invalid", "request.too_large",
+                          "service.not_ready"),
+            },
+        }},
+        "/realtime/channels": {"get": {
+            "summary": "The channels with members that the caller's token allows (a service: all)",
+            "parameters": [
+                {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE}},
+                {"name": "cursor", "in": "query", "schema": {"type": "string"},
+                 "description": "the `next_cursor` of the previous page (the last channel id it held)"},
+            ],
+            "responses": {
+                "200": _json("ChannelsList", "one page, by channel id"),
+                **_errors(*_AUTH_ERRORS, "request.invalid", "service.not_ready"),
             },
         }},
         "/realtime/presence/update": {"post": {

@@ -21,6 +21,7 @@ from services.auth import mint_token
 from services.broker import free_port
 from tests.integration.client import Client, heartbeating
 from tests.integration.stack import ROOT, SECRET, Stack, eventually
+from tests.integration.test_read_permissions import token
 from tests.integration.test_worker_ports import listening
 
 READY_WITHIN_S = 180
@@ -65,7 +66,8 @@ async def test_ready_means_presence_flows_and_a_restart_keeps_the_state(stack: S
     ports = {"broker": free_port(), "controller": free_port(), "http": free_port()}
     base_url, ws_url = f"http://127.0.0.1:{ports['http']}", f"ws://127.0.0.1:{ports['http']}/realtime/ws"
     log = stack.logs / "presence-up.log"
-    alice_reads = {"Authorization": f"Bearer {mint_token(SECRET, 'alice')}"}
+    # Bob is read once he shares no channel with alice any more: her token names him in `read_users`.
+    alice_reads = {"Authorization": f"Bearer {token('alice', read_users=['bob'])}"}
     stack.logs.mkdir(parents=True, exist_ok=True)
     async with presence_up(tmp_path, log, ports) as up:
         # At once after "ready": a second user's join reaches the first within 1 s.
