@@ -6,13 +6,18 @@
 //    a snapshot replaces it, a diff or batch applies only on the view it follows, an old one is
 //    ignored, and a gap is answered by subscribing again without `since` (a fresh snapshot).
 // 2. One request, at most one answer, in order: successes carry the request's `ref`; error frames
-//    carry none, so an error answers the oldest request still waiting.
+//    carry none, so an error answers the oldest request still waiting. An error sent just before
+//    the edge closes the socket (CLOSING_CODES) answers no request: it says why the socket closed.
 // 3. A socket that ends is reopened with full-jitter exponential backoff and every channel resumed
 //    with `since`, except after 4403 (origin), 4409 (forced offline), and 4401 (token) when there is
-//    no tokenProvider to get a fresh token from.
+//    no tokenProvider to get a fresh token from. The backoff starts afresh after a connection that
+//    lasted `healthyAfterMs`, so an edge that accepts and drops at once is not hammered.
+// The same rules as the Python SDK (clients/python/presence_client/client.py).
 
 const FINAL_CLOSE_CODES = new Set([4403, 4409]);
 const TOKEN_CLOSE_CODE = 4401;
+const CLOSING_CODES = new Set(["connection.timed_out", "connection.slow_consumer", "service.broker_unavailable",
+  "limit.abuse", "auth.token_expired", "connection.forced_offline", "server.internal"]);
 
 export class PresenceError extends Error {
   constructor(code, message, retriable = false) {
@@ -118,6 +123,7 @@ export class PresenceClient extends EventTarget {
     this.options = {
       typingThrottleMs: 1000,
       backoff: { baseMs: 500, maxMs: 30000 },
+      healthyAfterMs: 10000,
       WebSocket: globalThis.WebSocket,
       now: () => Date.now(),
       random: Math.random,
@@ -136,6 +142,8 @@ export class PresenceClient extends EventTarget {
     this._timers = new Set();
     this._heartbeat = null;
     this._lastError = null;
+    this._lastSent = 0;
+    this._welcomedAt = null;
   }
 
   /** Opens the first connection; resolves on `welcome`, rejects with a PresenceError if it cannot open. */
@@ -218,6 +226,8 @@ export class PresenceClient extends EventTarget {
   _closed(code, reason) {
     this._ws = null;
     clearInterval(this._heartbeat);
+    if (this._welcomedAt !== null && this._now() - this._welcomedAt >= this.options.healthyAfterMs) this._attempt = 0;
+    this._welcomedAt = null;
     this._rejectPending(new PresenceError("connection.lost", `the socket closed (${code})`, true));
     const error = this._lastError;
     if (this.state === "closed") return;
@@ -281,9 +291,14 @@ export class PresenceClient extends EventTarget {
   _welcomed(frame) {
     const resumed = this.welcome !== null;
     this.welcome = frame;
-    this._attempt = 0;
+    this._welcomedAt = this._now();
     this._setState("open");
-    this._heartbeat = setInterval(() => this._send({ type: "heartbeat" }), frame.heartbeat_s * 1000);
+    // Any frame is a sign of life: a heartbeat goes out only when nothing else did for heartbeat_s.
+    const everyMs = frame.heartbeat_s * 1000;
+    this._lastSent = this._now();
+    this._heartbeat = setInterval(() => {
+      if (this._now() - this._lastSent >= everyMs / 2) this._send({ type: "heartbeat" });
+    }, everyMs / 2);
     for (const channel of this.channels.values()) this._resume(channel);
     if (this.watched.size) this._request({ type: "watch", users: [...this.watched] }).catch(() => {});
     this._emit("open", { welcome: frame, resumed });
@@ -325,6 +340,7 @@ export class PresenceClient extends EventTarget {
   _failed(frame) {
     const error = new PresenceError(frame.code, frame.message, frame.retriable);
     this._lastError = error;
+    if (CLOSING_CODES.has(error.code)) return; // the close follows; `close` or `reconnecting` carries it
     const waiting = this._pending.shift();
     if (waiting !== undefined) waiting.reject(error);
     else this._emit("error", { error });
@@ -350,7 +366,9 @@ export class PresenceClient extends EventTarget {
   }
 
   _send(frame) {
-    if (this._ws !== null && this.state === "open") this._ws.send(JSON.stringify(frame));
+    if (this._ws === null || this.state !== "open") return;
+    this._ws.send(JSON.stringify(frame));
+    this._lastSent = this._now();
   }
 
   _rejectPending(error) {

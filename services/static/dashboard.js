@@ -7,6 +7,7 @@ import { connect, PresenceError } from "/realtime/client.js";
 const KEY_STORAGE = "presence.dashboard.credential";
 const STATUSES = ["online", "away", "busy", "dnd", "invisible", "offline"];
 const POLL_MS = 2000;
+const MAX_PAGES = 10;
 const CHART_POINTS = 120; // the last points kept per channel
 const SVG = "http://www.w3.org/2000/svg";
 
@@ -76,17 +77,30 @@ async function api(path, { method = "GET", body } = {}) {
   return answer;
 }
 
+/** Every channel with members, a page of 1000 at a time, up to MAX_PAGES pages. */
+async function listChannels() {
+  const channels = [];
+  let cursor = null;
+  for (let page = 0; page < MAX_PAGES; page += 1) {
+    const answer = await api(`/realtime/channels?limit=1000${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`);
+    channels.push(...answer.channels);
+    cursor = answer.next_cursor;
+    if (!cursor) break;
+  }
+  return channels;
+}
+
 async function pollChannels() {
-  let answer;
+  let channels;
   try {
-    answer = await api("/realtime/channels");
+    channels = await listChannels();
   } catch (error) {
     $("channels-note").textContent = `Channel list unavailable (${describe(error)}); open a channel by its id.`;
     return;
   }
-  $("channels-note").textContent = answer.channels.length ? "" : "No channel has members.";
+  $("channels-note").textContent = channels.length ? "" : "No channel has members.";
   const list = $("channels");
-  list.replaceChildren(...answer.channels.map((entry) => {
+  list.replaceChildren(...channels.map((entry) => {
     const item = document.createElement("li");
     item.dataset.channel = entry.channel;
     item.dataset.occupancy = String(entry.occupancy);
@@ -102,7 +116,7 @@ async function pollChannels() {
     return item;
   }));
   const now = Date.now();
-  for (const entry of answer.channels) record(entry.channel, now, entry.occupancy);
+  for (const entry of channels) record(entry.channel, now, entry.occupancy);
   if (state.channel) renderChart();
 }
 
@@ -147,6 +161,11 @@ function renderChannel() {
   $("channel-panel").dataset.channel = channel.name;
   $("channel-title").textContent = channel.name;
   $("occupancy").textContent = String(presence.occupancy);
+  const entry = document.querySelector(`#channels li[data-channel="${CSS.escape(channel.name)}"]`);
+  if (entry) { // the live count, between two polls of the list
+    entry.dataset.occupancy = String(presence.occupancy);
+    entry.querySelector(".count").textContent = String(presence.occupancy);
+  }
   $("seq").textContent = String(presence.seq);
   const typing = [...presence.typing].sort();
   $("typing").dataset.typing = typing.join(",");

@@ -247,3 +247,31 @@ test("a first connection that closes before welcome rejects connect", async () =
 test("the client is an EventTarget", () => {
   assert.ok(new PresenceClient("http://x", { WebSocket: FakeSocket }) instanceof EventTarget);
 });
+
+test("an error that closes the socket answers no request: it is the close's reason", async () => {
+  const [client, socket] = await opened();
+  const update = client.setStatus("busy");
+  const closed = new Promise((resolve) => client.addEventListener("close", (e) => resolve(e.detail)));
+  socket.receive({ type: "error", code: "connection.forced_offline", message: "m", retriable: false });
+  socket.drop(4409);
+  await assert.rejects(update, (error) => error.code === "connection.lost");
+  assert.equal((await closed).error.code, "connection.forced_offline");
+});
+
+test("the backoff grows over quick drops and starts afresh after a healthy connection", async () => {
+  let now = 0;
+  const delays = [];
+  const [client, socket] = await opened({ now: () => now, random: () => 0.999, backoff: { baseMs: 2, maxMs: 1000 } });
+  client.addEventListener("reconnecting", (event) => delays.push(event.detail.delayMs));
+  socket.drop(1006);
+  await tick(5);
+  FakeSocket.all[1].receive(welcome);
+  FakeSocket.all[1].drop(1006); // lasted no time
+  await tick(5);
+  FakeSocket.all[2].receive(welcome);
+  now += 10000; // healthyAfterMs
+  FakeSocket.all[2].drop(1006);
+  await tick(5);
+  assert.deepEqual(delays, [1, 3, 1]);
+  client.close();
+});
