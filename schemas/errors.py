@@ -53,7 +53,7 @@ _CATALOGUE = (
               "A service forced the user offline; the socket is closed and must not reconnect by itself."),
     ErrorCode("service.broker_unavailable", 503, 1013, True, "The event log did not acknowledge in time."),
     ErrorCode("service.processor_lagging", 503, None, True, "The update was logged but not applied in time."),
-    ErrorCode("user.not_found", 404, None, False, "No presence was ever recorded for this user."),
+    ErrorCode("user.not_found", 404, None, False, "No presence is held for this user, or the caller may not read it."),
     ErrorCode("history.forbidden_user", 403, None, False, "A user's history may be read by that user only."),
     ErrorCode("service.not_ready", 503, 1013, True,
               "The read model has not caught up with the log yet, or the processor does not answer."),

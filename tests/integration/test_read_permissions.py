@@ -28,23 +28,27 @@ from tests.integration.stack import ROOT, SECRET, Stack, eventually
 
 READERS = ("itself", "sharer", "stranger", "read_users", "service", "restricted")
 READS = ("user view", "bulk query", "watch", "channel shared", "channel side", "channels list")
-FOUND, NOT_FOUND = "found", "not found (404 user.not_found)"
-OK, FORBIDDEN = "200", "403 auth.channel_forbidden"
+HEADINGS = {"user view": "`GET` its view", "bulk query": "bulk query", "watch": "`watch`",
+            "channel shared": "`GET` presence of `shared`", "channel side": "`GET` presence of `side`",
+            "channels list": "`GET /realtime/channels` lists"}
+NOT_FOUND, FORBIDDEN = "404 `user.not_found`", "403 `auth.channel_forbidden`"
+IN_USERS, IN_NOT_FOUND = "in `users`", "in `not_found`"
+BOTH = "200, `channels`: shared, side"
 ALL = "other, shared, side"  # by channel id
-# reader -> read -> what it gets; `found [a, b]`: the view, listing these of the subject's channels.
+# reader -> read -> what it gets
 MATRIX: dict[str, dict[str, str]] = {
-    "itself": {"user view": "found [shared, side]", "bulk query": "found", "watch": "found",
-               "channel shared": OK, "channel side": OK, "channels list": ALL},
-    "sharer": {"user view": "found [shared, side]", "bulk query": "found", "watch": "found",
-               "channel shared": OK, "channel side": OK, "channels list": ALL},
-    "stranger": {"user view": NOT_FOUND, "bulk query": "not_found", "watch": "not_found",
-                 "channel shared": OK, "channel side": OK, "channels list": ALL},
-    "read_users": {"user view": "found [shared, side]", "bulk query": "found", "watch": "found",
-                   "channel shared": OK, "channel side": OK, "channels list": ALL},
-    "service": {"user view": "found [shared, side]", "bulk query": "found", "watch": "found",
-                "channel shared": OK, "channel side": OK, "channels list": ALL},
-    "restricted": {"user view": "found [shared]", "bulk query": "found", "watch": "found",
-                   "channel shared": OK, "channel side": FORBIDDEN, "channels list": "shared"},
+    "itself": {"user view": BOTH, "bulk query": IN_USERS, "watch": IN_USERS,
+               "channel shared": "200", "channel side": "200", "channels list": ALL},
+    "sharer": {"user view": BOTH, "bulk query": IN_USERS, "watch": IN_USERS,
+               "channel shared": "200", "channel side": "200", "channels list": ALL},
+    "stranger": {"user view": NOT_FOUND, "bulk query": IN_NOT_FOUND, "watch": IN_NOT_FOUND,
+                 "channel shared": "200", "channel side": "200", "channels list": ALL},
+    "read_users": {"user view": BOTH, "bulk query": IN_USERS, "watch": IN_USERS,
+                   "channel shared": "200", "channel side": "200", "channels list": ALL},
+    "service": {"user view": BOTH, "bulk query": IN_USERS, "watch": IN_USERS,
+                "channel shared": "200", "channel side": "200", "channels list": ALL},
+    "restricted": {"user view": "200, `channels`: shared", "bulk query": IN_USERS, "watch": IN_USERS,
+                   "channel shared": "200", "channel side": FORBIDDEN, "channels list": "shared"},
 }
 DESCRIBED = {
     "itself": "the subject itself",
@@ -58,7 +62,7 @@ DESCRIBED = {
 
 def render() -> str:
     """The table as docs/api.md shows it."""
-    lines = ["| Reader | " + " | ".join(READS) + " |", "|---" * (len(READS) + 1) + "|"]
+    lines = ["| Reader | " + " | ".join(HEADINGS[read] for read in READS) + " |", "|---" * (len(READS) + 1) + "|"]
     for reader in READERS:
         lines.append(f"| {DESCRIBED[reader]} | " + " | ".join(MATRIX[reader][read] for read in READS) + " |")
     return "\n".join(lines)
@@ -130,12 +134,15 @@ async def read(stack: Stack, world: World, reader: str, what: str) -> str:
                 assert answer.json()["error"]["code"] == "user.not_found"
                 return NOT_FOUND
             assert answer.status_code == 200, answer.text
-            return f"found [{', '.join(names[c] for c in answer.json()['channels'])}]"
+            return f"200, `channels`: {', '.join(names[c] for c in answer.json()['channels'])}"
         if what == "bulk query":
             unknown = f"unknown-{uuid.uuid4().hex[:6]}"
             body = (await http.post("/realtime/presence/query", json={"user_ids": [unknown, world.subject]})).json()
             assert unknown in body["not_found"] and unknown not in [v["user_id"] for v in body["users"]]
-            return "found" if [v["user_id"] for v in body["users"]] == [world.subject] else "not_found"
+            if [v["user_id"] for v in body["users"]] == [world.subject]:
+                return IN_USERS
+            assert world.subject in body["not_found"]
+            return IN_NOT_FOUND
         if what.startswith("channel "):
             channel = world.shared if what == "channel shared" else world.side
             answer = await http.get(f"/realtime/channels/{channel}/presence")
@@ -143,7 +150,7 @@ async def read(stack: Stack, world: World, reader: str, what: str) -> str:
                 assert answer.json()["error"]["code"] == "auth.channel_forbidden"
                 return FORBIDDEN
             assert answer.status_code == 200 and world.subject in [m["user_id"] for m in answer.json()["members"]]
-            return OK
+            return "200"
         if what == "channels list":
             listed = [c["channel"] for c in await all_channels(http)]
             return ", ".join(names[c] for c in listed if c in names)
@@ -156,9 +163,9 @@ async def read(stack: Stack, world: World, reader: str, what: str) -> str:
         await watcher.close()
     assert answer["ref"] == "w"
     if answer["not_found"] == [world.subject] and answer["users"] == []:
-        return "not_found"
+        return IN_NOT_FOUND
     assert [v["user_id"] for v in answer["users"]] == [world.subject] and answer["not_found"] == []
-    return "found"
+    return IN_USERS
 
 
 async def all_channels(http: httpx.AsyncClient) -> list[dict[str, Any]]:
