@@ -1,6 +1,7 @@
 VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
+CHROMIUM := /usr/bin/chromium
 
 .PHONY: run run-fresh test lint venv clean bench bench-quick chaos soak fuzz
 
@@ -19,8 +20,13 @@ run: venv  ## Apache Kafka + processor + edge until Ctrl-C; Kafka's log stays in
 run-fresh: venv  ## as `make run`, from an empty log (deletes .presence/kafka first)
 	$(BIN)/presence up --fresh
 
-test: venv  ## the whole suite, integration included; starts its own Apache Kafka
+test: venv $(CHROMIUM)  ## the whole suite, integration included; starts its own Apache Kafka
 	$(BIN)/python -m pytest
+
+# The browser tests drive Debian's chromium; installed here when missing (needs root, as in CI).
+$(CHROMIUM):
+	DEBIAN_FRONTEND=noninteractive apt-get install -y chromium || \
+	  (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium)
 
 bench: venv  ## the benchmark of issue 4 at reference sizes (bounded, up to ~25 min); bench/results/, docs/benchmarks.md
 	$(BIN)/python -m bench.run
