@@ -29,6 +29,7 @@ from services.protocol import (
     Limits,
 )
 from services.rest import MAX_PAGE
+from services.service_acts import MAX_REASON_CHARS
 from services.timeline_reader import DAY_MS, MAX_WINDOW_MS
 
 Schema = dict[str, Any]
@@ -230,6 +231,19 @@ def _schemas(limits: Limits) -> dict[str, Schema]:
                 "presence": {**_ref("UserPresence"), "description": "with wait=true"},
             },
         },
+        "ForcedOfflineAccepted": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["event_id", "user_id", "service", "reason", "forced_offline_at", "forced_offline_at_iso"],
+            "properties": {
+                "event_id": {"type": "string", "description": "the `user.forced_offline` event's id"},
+                "user_id": {"type": "string"},
+                "service": {"type": "string", "description": "the service key's name, as the event names it"},
+                "reason": {"type": ["string", "null"]},
+                "forced_offline_at": {**_TIME, "description": "UTC epoch milliseconds: the user's last seen"},
+                "forced_offline_at_iso": _ISO,
+            },
+        },
         "ErasureAccepted": {
             "type": "object",
             "additionalProperties": False,
@@ -423,8 +437,49 @@ def _paths(policy: Policy) -> dict[str, Any]:
             "responses": {
                 "200": _json("ErasureAccepted", "applied: this edge no longer shows the user"),
                 "202": _json("ErasureAccepted", "written to the log, not applied within the write timeout"),
-                **_errors(*_AUTH_ERRORS, "presence.forbidden_user", "route.not_found",
+                **_errors(*_AUTH_ERRORS, "auth.user_only", "presence.forbidden_user", "route.not_found",
                           "service.broker_unavailable"),
+            },
+        }, "post": {
+            "summary": "A service sets a user's status and/or metadata on its behalf (service keys only)",
+            "description": "As `POST /realtime/presence/update` for the user in the path; the event in the log "
+                           "names the service. An end-user token is refused (403 auth.service_only).",
+            "parameters": [
+                {"name": "user_id", "in": "path", "required": True, "example": "alice",
+                 "schema": {"type": "string", "minLength": 1}},
+                _flag("wait", "answer once the update is applied (read your writes)"),
+                {"name": "Idempotency-Key", "in": "header",
+                 "schema": {"type": "string", "minLength": 1, "maxLength": 200},
+                 "description": "repeating a key repeats the event id, which the processor applies once"},
+            ],
+            "requestBody": {"required": True, "content": {"application/json": {
+                "schema": _ref("PresenceUpdate"), "example": {"status": "busy", "status_text": "On a call"},
+            }}},
+            "responses": {
+                "200": _json("PresenceUpdateAccepted", "written to the log"),
+                **_errors(*_AUTH_ERRORS, "auth.service_only", "request.malformed_json", "request.invalid",
+                          "presence.unknown_status", "presence.invalid_status_metadata",
+                          "presence.timeout_out_of_bounds", "presence.forbidden_user", "request.too_large",
+                          "route.not_found", "service.broker_unavailable", "service.processor_lagging"),
+            },
+        }},
+        "/realtime/users/{user_id}/presence/offline": {"post": {
+            "summary": "A service forces a user offline: every connection ends, every socket is closed (4409)",
+            "description": "Writes `user.forced_offline` naming the service; once the processor applied it the "
+                           "user is offline with `last_seen` at `forced_offline_at`, has left every channel, "
+                           "and every edge closes the user's sockets with `connection.forced_offline`. Service "
+                           "keys only (403 auth.service_only).",
+            "parameters": [{"name": "user_id", "in": "path", "required": True, "example": "alice",
+                            "schema": {"type": "string", "minLength": 1}}],
+            "requestBody": {"required": False, "content": {"application/json": {
+                "schema": {"type": "object", "additionalProperties": False, "properties": {
+                    "reason": {"type": "string", "minLength": 1, "maxLength": MAX_REASON_CHARS}}},
+                "example": {"reason": "account suspended"},
+            }}},
+            "responses": {
+                "200": _json("ForcedOfflineAccepted", "written to the log"),
+                **_errors(*_AUTH_ERRORS, "auth.service_only", "request.malformed_json", "request.invalid",
+                          "request.too_large", "route.not_found", "service.broker_unavailable"),
             },
         }},
         "/realtime/users/{user_id}/presence/timeline": {"get": {
@@ -484,8 +539,8 @@ def _paths(policy: Policy) -> dict[str, Any]:
                 "200": _json("PresenceUpdateAccepted", "written to the log"),
                 **_errors(*_AUTH_ERRORS, "request.malformed_json", "request.invalid", "presence.unknown_status",
                           "presence.invalid_status_metadata", "presence.timeout_out_of_bounds",
-                          "presence.forbidden_user", "request.too_large", "service.broker_unavailable",
-                          "service.processor_lagging"),
+                          "presence.forbidden_user", "auth.user_only", "request.too_large",
+                          "service.broker_unavailable", "service.processor_lagging"),
             },
         }},
         # OpenAPI describes HTTP exchanges, not WebSockets. What a plain HTTP GET gets here is 426;
