@@ -590,7 +590,28 @@ def _paths(policy: Policy) -> dict[str, Any]:
                 **_errors(),
             },
         }},
+        "/realtime/client.js": _browser_file("The JavaScript client, an ES module (docs/api.md#javascript-client)",
+                                             ("text/javascript",)),
+        "/dashboard": _browser_file("The live dashboard (docs/api.md#dashboard)", ("text/html",)),
+        "/dashboard/{name}": _browser_file("The dashboard's script and style", ("text/javascript", "text/css"), [
+            {"name": "name", "in": "path", "required": True, "schema": {"enum": ["dashboard.js", "dashboard.css"]}},
+        ]),
     }
+
+
+def _browser_file(summary: str, media_types: tuple[str, ...], parameters: list[Schema] | None = None) -> dict[str, Any]:
+    """A file the edge serves to browsers (services/web.py): revalidated on each load by its ETag."""
+    return {"get": {
+        "summary": summary,
+        "security": _NO_TOKEN,
+        "parameters": [*(parameters or []), {"name": "If-None-Match", "in": "header", "schema": {"type": "string"}}],
+        "responses": {
+            "200": {"description": "the file", "headers": {"ETag": {"schema": {"type": "string"}}},
+                    "content": {media_type: {"schema": {"type": "string"}} for media_type in media_types}},
+            "304": {"description": "unchanged since the ETag given in If-None-Match"},
+            **_errors(*(["route.not_found"] if parameters else [])),
+        },
+    }}
 
 
 def openapi_document(limits: Limits) -> dict[str, Any]:
