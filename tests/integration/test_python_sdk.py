@@ -27,9 +27,10 @@ from presence_client import (
     connect,
 )
 
-from tests.integration.stack import ROOT, Stack, eventually
+from tests.integration.stack import ROOT, TIMEOUT_S, Stack, eventually
 
 SDK_README = ROOT / "clients" / "python" / "README.md"
+TOUR = ROOT / "README.md"
 BLOCK = re.compile(r"^```python\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
 QUICK = Backoff(base_s=0.05, cap_s=0.5)
 
@@ -81,6 +82,17 @@ async def test_two_users_see_each_other_status_and_typing(stack: Stack, channel:
 
         await alice_view.leave()
         await eventually(lambda: alice_id not in bob_view.members)
+
+
+async def test_heartbeats_keep_a_quiet_client_online_past_its_timeout(stack: Stack, channel: str) -> None:
+    alice_id = user("alice")
+    async with sdk(stack, alice_id) as alice:
+        await alice.join(channel)
+        await eventually(lambda: _status_is(stack, channel, alice_id, "online"))
+        quiet_until = time.monotonic() + 2 * TIMEOUT_S  # sends nothing itself: only the SDK's heartbeats
+        await eventually(lambda: time.monotonic() > quiet_until, timeout_s=3 * TIMEOUT_S)
+        assert alice.connected and alice.connections == 1
+        assert alice_id in await rest_members(stack, channel)  # present (auto-away by now: heartbeats are no activity)
 
 
 class CuttableProxy:
@@ -222,3 +234,35 @@ async def test_the_readme_example_runs_as_written(stack: Stack, tmp_path: Path) 
                                                        stderr=asyncio.subprocess.PIPE)
         stdout, stderr = await asyncio.wait_for(process.communicate(), 60)
         assert process.returncode == 0, f"block {index}\nstdout:\n{stdout.decode()}\nstderr:\n{stderr.decode()}"
+
+
+async def test_the_readme_tour_prints_the_join_and_a_rest_update(stack: Stack, tmp_path: Path) -> None:
+    """The root README's tour script, run as written: it prints its own arrival, then the update it is told."""
+    tour = TOUR.read_text().split("## A 60-second tour", 1)[1]
+    script = tmp_path / "tour.py"
+    script.write_text(BLOCK.findall(tour)[0])
+    dev_user = user("dev-user")
+    token = stack.token(dev_user)
+    env = {**os.environ, "PRESENCE_URL": stack.base_url, "TOKEN": token, "PYTHONUNBUFFERED": "1"}
+    process = await asyncio.create_subprocess_exec(sys.executable, str(script), env=env, cwd=tmp_path,
+                                                   stdout=asyncio.subprocess.PIPE)
+    assert process.stdout is not None
+    lines: list[str] = []
+
+    async def printed(prefix: str, shown: str) -> None:
+        while not (lines and lines[-1].startswith(prefix) and shown in lines[-1]):
+            line = await asyncio.wait_for(process.stdout.readline(), 20)  # type: ignore[union-attr]
+            assert line, f"tour.py ended; it printed {lines}"
+            lines.append(line.decode())
+
+    try:
+        await printed("joined lobby at seq", "")
+        await printed("MemberJoined", f"'{dev_user}': 'online'")
+        async with httpx.AsyncClient(base_url=stack.base_url) as http:
+            answer = await http.post("/realtime/presence/update", json={"status": "away"},
+                                     headers={"Authorization": f"Bearer {token}"})
+            assert answer.status_code == 200, answer.text
+        await printed("MemberUpdated", f"'{dev_user}': 'away'")
+    finally:
+        process.kill()
+        await process.wait()
