@@ -575,11 +575,14 @@ def _paths(policy: Policy) -> dict[str, Any]:
         }},
         "/metrics": {"get": {
             "summary": "Prometheus metrics",
+            "description": "Not a user's JWT: with PRESENCE_METRICS_TOKEN set, `Authorization: Bearer <that token>`; "
+                           "open in dev mode otherwise. Not served here when PRESENCE_ADMIN_PORT serves it, nor "
+                           "in production without a token (docs/operations.md).",
             "security": _NO_TOKEN,
             "responses": {
                 "200": {"description": "Prometheus text exposition format",
                         "content": {"text/plain": {"schema": {"type": "string"}}}},
-                **_errors(),
+                **_errors("auth.missing_token", "auth.invalid_token"),
             },
         }},
         "/openapi.json": {"get": {
