@@ -229,9 +229,14 @@ function renderChart() {
     for (const p of points) {
       children.push(svg("circle", { cx: x(p.t), cy: y(p.occupancy), r: 3, class: "point", "data-occupancy": p.occupancy }));
     }
-    const label = svg("text", { x: 2, y: pad, class: "label" });
-    label.textContent = String(top);
-    children.push(label);
+    const labels = [[2, pad, String(top)], [2, height - pad, "0"],
+      [pad, height - 6, new Date(t0).toLocaleTimeString()],
+      [width - 3.5 * pad, height - 6, new Date(t0 + span).toLocaleTimeString()]];
+    for (const [lx, ly, text] of labels) {
+      const label = svg("text", { x: lx, y: ly, class: "label" });
+      label.textContent = text;
+      children.push(label);
+    }
   }
   chart.dataset.points = String(points.length);
   chart.replaceChildren(...children);
