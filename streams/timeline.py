@@ -11,11 +11,12 @@ Rules this module obeys:
    the user's state, and ends (`end`, `end_reason`) when it disappears; `end` is None while it lasts.
    Sessions are what the user's connections did, shown or not: going invisible ends none of them.
 4. End reasons, from the event that removed the connection or the channel (`end_reason`):
-   `channel.left`, `connection.closed` -> "leave"; `connection.timed_out` -> `TIMEOUT_REASONS`, by who
-   wrote it and whether the connection had dropped: its own edge (the client went silent) or the
-   sweeper after a drop (the client did not come back within the grace) -> "timeout", the sweeper
-   while the connection was not dropped (its edge stopped vouching for it: crashed or cut off) ->
-   "edge_failure"; `user.forgotten` -> "forgotten". A connection's channels end with it, for its reason.
+   `channel.left`, `connection.closed`, `user.forced_offline` -> "leave"; `connection.timed_out` ->
+   `TIMEOUT_REASONS`, by who wrote it and whether the connection had dropped: its own edge (the client
+   went silent) or the sweeper after a drop (the client did not come back within the grace) ->
+   "timeout", the sweeper while the connection was not dropped (its edge stopped vouching for it:
+   crashed or cut off) -> "edge_failure"; `user.forgotten` -> "forgotten". A connection's channels end
+   with it, for its reason.
    A restarted edge closes what its previous incarnation left open with `connection.closed`, so those
    read as "leave": the log does not say more.
 5. Status intervals: what others see of the user, `UserPresence.public_status` ("offline" with no
@@ -53,6 +54,7 @@ from schemas.events import (
     PresenceUpdated,
     StatusExpired,
     UserErased,
+    UserForcedOffline,
     UserForgotten,
     UserIdled,
 )
@@ -68,6 +70,7 @@ REST_CONNECTION_PREFIX = "rest:"
 ENDED_BY: dict[type[Event], EndReason] = {
     ChannelLeft: "leave",
     ConnectionClosed: "leave",
+    UserForcedOffline: "leave",  # a clean close of each connection, by a service
     UserForgotten: "forgotten",
 }
 # `connection.timed_out`: (written by the connection's own edge, the connection had dropped) -> reason.

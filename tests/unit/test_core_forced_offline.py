@@ -7,6 +7,7 @@ from schemas.changes import MemberLeft, UserWentOffline
 from schemas.events import EventBatch, UserForcedOffline, forced_offline_at, forced_offline_id
 from streams.core import apply, user_view
 from streams.replay import Tables, state_hash
+from streams.timeline import end_reason
 from tests.unit.test_core import closed, heartbeat, joined, opened, run, typing_started
 from tests.unit.test_core_erase import present
 
@@ -72,3 +73,8 @@ def test_the_replay_folds_it_into_its_hash() -> None:
     assert forced_out.users["u"].connections == () and forced_out.channels["room"].members == ()
     assert state_hash(live.users.values(), live.channels.values()) != state_hash(
         forced_out.users.values(), forced_out.channels.values())
+
+
+def test_the_timeline_ends_its_sessions_as_a_leave() -> None:
+    state = present()
+    assert {end_reason(forced(2_000), c) for c in state.connections} == {"leave"}
