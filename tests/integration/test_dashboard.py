@@ -12,6 +12,7 @@ import httpx
 import pytest
 from playwright.async_api import Browser
 
+from tests.integration import browser as browser_module
 from tests.integration.browser import chromium, opened_page, pixel_at_centre, screenshot
 from tests.integration.client import Client, heartbeating
 from tests.integration.stack import Stack, eventually
@@ -116,6 +117,16 @@ async def test_dashboard_shows_a_channel_live(stack: Stack, connect, channel: st
         await screenshot(page, stack.logs, "dashboard-service-acts")
         assert not await page.locator('#log li[data-kind="error"]').count()
         assert errors == []
+
+
+def test_without_chromium_browser_tests_fail_under_ci_and_skip_elsewhere(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(browser_module, "CHROMIUM", browser_module.Path("/nonexistent/chromium"))
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception):
+        browser_module.require_chromium()
+    monkeypatch.delenv("CI")
+    with pytest.raises(pytest.skip.Exception):
+        browser_module.require_chromium()
 
 
 def _near(pixel: tuple[int, int, int], colour: tuple[int, int, int], tolerance: int = 12) -> bool:

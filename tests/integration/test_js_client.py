@@ -180,3 +180,29 @@ async def test_token_provider_reauthenticates_the_open_socket(stack: Stack, brow
 
 async def _token_is(page: Page, token: str) -> bool:
     return bool(await page.evaluate("window.client.token") == token)
+
+
+async def test_watch_pushes_a_watched_users_changes(stack: Stack, connect, channel: str, browser: Browser) -> None:  # type: ignore[no-untyped-def]
+    watcher, friend = f"wendy-{channel}", f"fred-{channel}"
+    async with opened_page(browser) as (page, errors):
+        await page.goto(f"{stack.base_url}/healthz")
+        await page.evaluate(OPEN_CLIENT, [stack.token(watcher), channel])  # sharing the channel: fred is readable
+        fred = await connect(friend)
+        async with heartbeating(fred):
+            await fred.join(channel)
+            await eventually(lambda: _has(page, friend, status="online"))
+            answer = await page.evaluate("""async (ids) => {
+              window.users = [];
+              window.client.addEventListener("user", (event) => window.users.push(event.detail.user));
+              return await window.client.watch(ids);
+            }""", [friend, "nobody-at-all"])
+            assert [u["user_id"] for u in answer["users"]] == [friend]
+            assert answer["not_found"] == ["nobody-at-all"]
+            await fred.send(type="update", status="busy", ref="u3")
+            await eventually(lambda: _pushed(page, friend, "busy"))
+        assert errors == []
+
+
+async def _pushed(page: Page, user: str, status: str) -> bool:
+    users = await page.evaluate("window.users")
+    return any(u is not None and u["user_id"] == user and u["status"] == status for u in users)
