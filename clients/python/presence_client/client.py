@@ -51,7 +51,8 @@ TokenProvider = Callable[[], str | Awaitable[str]]
 CHANNEL_FRAMES = frozenset({"presence.snapshot", "presence.diff", "presence.batch", "presence.resumed"})
 # Error codes sent just before the edge closes the socket: they say why, they answer no request.
 CLOSING_CODES = frozenset({"connection.timed_out", "connection.slow_consumer", "service.broker_unavailable",
-                           "limit.abuse", "auth.token_expired", "connection.forced_offline", "server.internal"})
+                           "limit.abuse", "connection.forced_offline", "server.internal", "auth.token_expired",
+                           "auth.invalid_token", "auth.missing_token"})
 HANDSHAKE_RETRIABLE = frozenset({429, 500, 502, 503, 504})
 
 
@@ -256,9 +257,10 @@ class Client:
 
     # The socket
 
-    async def request(self, frame: dict[str, Any]) -> dict[str, Any]:
+    async def request(self, frame: dict[str, Any], resend: bool = True) -> dict[str, Any]:
         """Sends a frame with a fresh `ref` and answers the frame that answers it; sent again on the next
-        socket if this one ends first. Raises `PresenceError` on an `error` answer."""
+        socket if this one ends first (unless not `resend`: then `_Lost`). Raises `PresenceError` on an
+        `error` answer."""
         while True:
             session = await self._live_session()
             ref = next(self._refs)
@@ -269,6 +271,8 @@ class Client:
                 async with asyncio.timeout(self._request_timeout_s):
                     return await future
             except (_Lost, ConnectionClosed):
+                if not resend:
+                    raise _Lost() from None
                 continue
             finally:
                 session.pending.pop(ref, None)
@@ -416,7 +420,7 @@ class Client:
             log.warning("error frame answering no request: %s", error)
 
     async def _heartbeat(self, session: _Session) -> None:
-        every_s = session.welcome.heartbeat_s
+        every_s = session.welcome.heartbeat_s / 2  # half: a late wake-up or a slow network still arrives in time
         with contextlib.suppress(ConnectionClosed):
             while True:  # any frame counts as a sign of life: a heartbeat only after a quiet interval
                 quiet_s = time.monotonic() - session.last_sent
@@ -427,10 +431,12 @@ class Client:
 
     async def _reauthenticate(self) -> None:
         self._token = await self._fresh_token()
-        try:
-            ack = await self.request({"type": "auth", "token": self._token})
+        try:  # not sent again on a new socket: that one opens with the token of its own time
+            ack = await self.request({"type": "auth", "token": self._token}, resend=False)
             self.token_expires_at = ack.get("token_expires_at")
-        except PresenceError as exc:  # the socket closes at expiry with 4401; the reconnect uses the new token
+        except _Lost:
+            pass
+        except PresenceError as exc:  # the socket closes at expiry with 4401; the reconnect takes a new token
             log.warning("re-authentication refused: %s", exc)
 
     async def _fresh_token(self) -> str:

@@ -31,7 +31,7 @@ class PresenceError(PresenceClientError):
         """From an `error` frame or a REST error's `error` object; picks the subclass by code."""
         code = str(body.get("code", "server.internal"))
         kind = ForcedOfflineError if code == "connection.forced_offline" else (
-            AuthenticationError if code.startswith("auth.") and code not in SOCKET_SCOPED_AUTH else cls
+            AuthenticationError if code in CREDENTIAL_REFUSED else cls
         )
         return kind(code, str(body.get("message", "")), bool(body.get("retriable", False)))
 
@@ -48,6 +48,5 @@ class ClientClosedError(PresenceClientError):
     pass
 
 
-# auth.* codes that refuse one request, not the credential: the socket goes on.
-SOCKET_SCOPED_AUTH = frozenset({"auth.channel_forbidden", "auth.user_mismatch", "auth.service_observer",
-                                "auth.service_only"})
+# The credential itself was refused; other auth.* codes refuse one request and the socket goes on.
+CREDENTIAL_REFUSED = frozenset({"auth.missing_token", "auth.invalid_token", "auth.token_expired"})
