@@ -15,8 +15,6 @@ from uvicorn.config import LOGGING_CONFIG
 from services.log_redaction import RedactTokens
 from services.request_ids import RequestIdFilter
 
-_FILTERS = {"redact": {"()": RedactTokens}, "request_id": {"()": RequestIdFilter}}
-
 
 def json_formatter() -> JsonFormatter:
     """`timestamp`, `level`, `logger`, `message`, and `request_id` during a request."""
@@ -34,14 +32,14 @@ def log_config(log_format: str, level: str) -> dict[str, Any]:
         return {
             "version": 1,
             "disable_existing_loggers": False,
-            "filters": _FILTERS,
+            "filters": {"redact": {"()": RedactTokens}, "request_id": {"()": RequestIdFilter}},
             "formatters": {"json": {"()": json_formatter}},
             "handlers": {"stdout": {"class": "logging.StreamHandler", "stream": "ext://sys.stdout",
                                     "formatter": "json", "filters": ["redact", "request_id"]}},
             "root": {"handlers": ["stdout"], "level": level.upper()},
         }
     config = copy.deepcopy(LOGGING_CONFIG)
-    config["filters"] = _FILTERS
+    config["filters"] = {"redact": {"()": RedactTokens}}
     for handler in config["handlers"].values():
         handler["filters"] = ["redact"]
     return config
