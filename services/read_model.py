@@ -45,7 +45,7 @@ T = TypeVar("T")
 _NONE: frozenset[str] = frozenset()
 
 Listener = Callable[[ChannelView, int], None]  # (new view, seq the edge had before)
-UserListener = Callable[[str], None]  # the user whose view or channels changed
+UserListener = Callable[[str, str | None], None]  # (user whose view changed, or the channel it joined or left)
 HISTORY = 64  # recent views kept per channel, so a client resuming with `since` gets only what it missed
 
 
@@ -255,7 +255,7 @@ class ReadModel:
 
     def _index(self, channel: str, left: Iterable[str] = (), joined: Iterable[str] = ()) -> None:
         """Keeps `channels_of` in step with the channel's members: costs the members that moved, not the channel."""
-        moved = []
+        moved: list[str] = []
         for user_id in left:
             present = self._present_in.get(user_id)
             if present is not None and channel in present:
@@ -269,11 +269,11 @@ class ReadModel:
                 present.add(channel)
                 moved.append(user_id)
         for user_id in moved:
-            self._user_changed(user_id)
+            self._user_changed(user_id, channel)
 
-    def _user_changed(self, user_id: str) -> None:
+    def _user_changed(self, user_id: str, moved_in: str | None = None) -> None:
         if self.user_listener is not None:
-            self.user_listener(user_id)
+            self.user_listener(user_id, moved_in)
 
 
 def _ids(members: Iterable[Member]) -> Iterator[str]:

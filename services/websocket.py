@@ -179,7 +179,6 @@ class Session:
         self._rate = RateLimit(edge.settings.max_frames_per_s)
         self.channels: set[str] = set()  # joined: present in them
         self.observing: set[str] = set()  # subscribed to without being present
-        self.watched: set[str] = set()  # user ids whose views it follows (services/watchers.py)
         self._outbox: asyncio.Queue[bytes] = asyncio.Queue(OUTBOX_FRAMES)
         self._close_code: int | None = None
         self._closing: asyncio.Task[None] | None = None  # held so the close is not garbage-collected
@@ -341,15 +340,13 @@ class Session:
                     self._timeout_changed()
                 self.reply({"type": "ack", "ref": ref, "event_id": event.event_id})
             case Watch(users=users, ref=ref):
-                new = [u for u in users if u not in self.watched]
-                if len(self.watched) + len(new) > MAX_USER_IDS:
+                watched = self.edge.watchers.watching(self)
+                if len(watched) + sum(u not in watched for u in users) > MAX_USER_IDS:
                     raise ApiError("limit.watched_users", f"a connection watches at most {MAX_USER_IDS} users")
-                self.watched.update(new)
                 views, not_found = self.edge.watchers.watch(self, users)
                 self.reply({"type": "presence.users", "ref": ref, "users": views, "not_found": not_found})
             case Unwatch(users=users, ref=ref):
                 self.edge.watchers.unwatch(self, users)
-                self.watched.difference_update(users)
                 self.reply({"type": "ack", "ref": ref})
             case Auth(token=token, ref=ref):
                 self._reauthenticate(token, ref)
@@ -475,7 +472,7 @@ class Session:
             timer.cancel()
         for channel in self.channels | self.observing:
             self.edge.fanout.unsubscribe(channel, self)
-        self.edge.watchers.unwatch(self, self.watched)
+        self.edge.watchers.forget(self)
         self.edge.liveness.forget(self.connection_id)
         self.edge.held.release(self.principal.user_id, self.connection_id)
         self._writer.cancel()
@@ -516,7 +513,7 @@ class ObserverSession(Session):
     async def _end(self, clean: bool) -> None:
         for channel in self.observing:
             self.edge.fanout.unsubscribe(channel, self)
-        self.edge.watchers.unwatch(self, self.watched)
+        self.edge.watchers.forget(self)
         self._writer.cancel()
         if self._closing is not None:
             await self._closing

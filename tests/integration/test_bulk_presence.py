@@ -155,6 +155,31 @@ async def test_a_user_that_leaves_the_shared_channel_stops_being_readable(stack:
     assert (again["users"], again["not_found"]) == ([], [subject_id])
 
 
+async def test_a_watcher_that_leaves_the_shared_channel_stops_reading_and_joining_again_reads(
+        stack: Stack, connect, channel: str) -> None:
+    reader_id, subject_id = user("reader"), user("stayer")
+    reader, subject = await connect(reader_id), await connect(subject_id)
+    async with heartbeating(reader, subject):
+        await subject.join(channel)
+        await reader.join(channel)
+        await reader.send(type="watch", users=[subject_id], ref="w")
+
+        async def shown() -> bool:  # the edge has folded both joins by the time a watch finds the subject
+            after = len(reader.frames)
+            await reader.send(type="watch", users=[subject_id], ref="again")
+            answer = await reader.next(lambda f: f["type"] == "presence.users" and f["ref"] == "again", after=after)
+            return bool(answer["users"])
+
+        await eventually(shown)
+        after = len(reader.frames)
+        await reader.send(type="leave", channel=channel)
+        await reader.next(lambda f: f == {"type": "presence.user.gone", "user_id": subject_id}, after=after)
+        after = len(reader.frames)
+        await reader.send(type="join", channel=channel)
+        back = await reader.next(user_frame(subject_id), after=after)
+    assert back["user"]["channels"] == [channel]
+
+
 async def test_a_connection_watches_at_most_500_users(stack: Stack, connect) -> None:
     client = await connect(user("many"))
     ids = [f"w{i}-{uuid.uuid4().hex[:4]}" for i in range(MAX_USER_IDS)]

@@ -123,15 +123,15 @@ def test_the_channels_of_each_user_follow_joins_leaves_and_expiry_across_channel
         join("bob", 31),
     ]
     model, _ = edge()
-    moved: list[str] = []
-    model.user_listener = moved.append
+    moved: list[tuple[str, str | None]] = []
+    model.user_listener = lambda user_id, channel: moved.append((user_id, channel))
     for offset, change in enumerate(log):
         model.apply_change(change, offset)
         assert index_of(model, ["ann", "bob"]) == derived_index(model)
     assert set(model.channels_of("ann")) == {"b"} and set(model.channels_of("bob")) == {CHANNEL}
     assert set(model.channels_of("nobody")) == set()
     # Told of every user whose channels changed, once per move; typing and updates move nobody.
-    assert moved == ["ann", "ann", "bob", "ann", "bob", "bob"]
+    assert moved == [("ann", CHANNEL), ("ann", "b"), ("bob", "b"), ("ann", CHANNEL), ("bob", "b"), ("bob", CHANNEL)]
 
 
 def test_a_state_from_the_changelog_replaces_what_the_index_held_of_that_channel() -> None:
@@ -148,14 +148,14 @@ def test_a_state_from_the_changelog_replaces_what_the_index_held_of_that_channel
 
 def test_a_users_tombstone_and_a_new_view_tell_the_listener() -> None:
     model, _ = edge()
-    moved: list[str] = []
-    model.user_listener = moved.append
+    moved: list[tuple[str, str | None]] = []
+    model.user_listener = lambda user_id, channel: moved.append((user_id, channel))
     view = UserView(user_id="ann", status="online", online=True, last_seen=1, connections=1)
     model._apply_user(record(b"ann", encode(view)))
     assert model.user("ann") == view
     model._apply_user(record(b"ann", None))
     assert model.user("ann") is None
-    assert moved == ["ann", "ann"]
+    assert moved == [("ann", None), ("ann", None)]
 
 
 def record(key: bytes, value: bytes | None) -> ConsumerRecord[bytes, bytes]:

@@ -1,5 +1,5 @@
 """Watches (services/watchers.py): a watcher gets a watched user's view when it changes, as it may read it
-at that moment, and one `presence.user.gone` when it may no longer read it."""
+at that moment, and one `presence.user.gone` when it may no longer read it, whichever side moved."""
 
 from __future__ import annotations
 
@@ -58,8 +58,8 @@ def test_a_change_of_a_watched_user_is_pushed_once_and_only_to_its_watchers() ->
     watchers.watch(ann, ["bob"])
     watchers.watch(other, ["ann"])
     users.set("bob", "busy")
-    watchers.changed("bob")
-    watchers.changed("bob")  # the same view again (a channel of the user the reader cannot see, a redelivery)
+    watchers.changed("bob", None)
+    watchers.changed("bob", None)  # the same view again (a channel of the user the reader cannot see, a redelivery)
     assert ann.frames == [{"type": "presence.user", "user": {**ann.frames[0]["user"], "status": "busy"}}]
     assert ann.frames[0]["user"]["user_id"] == "bob" and other.frames == []
 
@@ -68,12 +68,12 @@ def test_a_user_that_becomes_unreadable_is_reported_gone_once_and_pushed_again_w
     users, watchers, ann = setup()
     watchers.watch(ann, ["bob"])
     users.present_in["bob"] = set()  # bob left the channel they shared
-    watchers.changed("bob")
+    watchers.changed("bob", "lobby")
     users.set("bob", "away")
-    watchers.changed("bob")  # not readable: nothing
+    watchers.changed("bob", None)  # not readable: nothing
     assert ann.frames == [{"type": "presence.user.gone", "user_id": "bob"}]
     users.present_in["bob"] = {"lobby"}
-    watchers.changed("bob")
+    watchers.changed("bob", "lobby")
     assert ann.frames[1]["type"] == "presence.user" and ann.frames[1]["user"]["status"] == "away"
 
 
@@ -82,7 +82,7 @@ def test_an_erased_or_forgotten_user_is_reported_gone() -> None:
     users.set("friend-1", "online")
     watchers.watch(ann, ["friend-1"])  # readable by read_users, present nowhere
     del users.views["friend-1"]
-    watchers.changed("friend-1")
+    watchers.changed("friend-1", None)
     assert ann.frames == [{"type": "presence.user.gone", "user_id": "friend-1"}]
 
 
@@ -90,10 +90,10 @@ def test_a_user_not_found_at_watch_time_is_pushed_once_it_becomes_readable() -> 
     users, watchers, ann = setup()
     _, not_found = watchers.watch(ann, ["cid"])
     assert not_found == ["cid"]
-    watchers.changed("cid")
+    watchers.changed("cid", None)
     assert ann.frames == []  # still unreadable, and it was never shown: no `gone` either
     users.present_in["cid"] = {"lobby"}
-    watchers.changed("cid")
+    watchers.changed("cid", "lobby")
     assert [f["user"]["user_id"] for f in ann.frames] == ["cid"]
 
 
@@ -102,7 +102,7 @@ def test_unwatch_stops_the_pushes() -> None:
     watchers.watch(ann, ["bob"])
     watchers.unwatch(ann, ["bob", "never-watched"])
     users.set("bob", "busy")
-    watchers.changed("bob")
+    watchers.changed("bob", None)
     assert ann.frames == []
 
 
@@ -113,6 +113,31 @@ def test_readability_is_judged_for_each_watcher_at_each_change() -> None:
     watchers.watch(service, ["bob"])
     users.present_in["bob"] = set()
     users.set("bob", "busy")
-    watchers.changed("bob")
+    watchers.changed("bob", None)
     assert ann.frames == [{"type": "presence.user.gone", "user_id": "bob"}]
     assert [f["user"]["status"] for f in service.frames] == ["busy"]
+
+
+def test_the_watchers_own_moves_are_judged_too() -> None:
+    users, watchers, ann = setup()
+    users.present_in["cid"] = {"side"}
+    watchers.watch(ann, ["bob", "cid", "friend-2"])
+    users.present_in["ann"] = set()  # ann left lobby: bob, present in it, is no longer readable
+    watchers.changed("ann", "lobby")
+    assert ann.frames == [{"type": "presence.user.gone", "user_id": "bob"}]
+    users.present_in["ann"] = {"side"}  # ann joins side, where cid is
+    watchers.changed("ann", "side")
+    assert [f["user"]["channels"] for f in ann.frames[1:]] == [["side"]]
+    assert ann.frames[1]["user"]["user_id"] == "cid"
+
+
+def test_an_ended_watcher_is_forgotten() -> None:
+    users, watchers, ann = setup()
+    watchers.watch(ann, ["bob", "cid"])
+    assert watchers.watching(ann) == {"bob", "cid"}
+    watchers.forget(ann)
+    assert watchers.watching(ann) == set()
+    users.set("bob", "busy")
+    watchers.changed("bob", None)
+    watchers.changed("ann", "lobby")
+    assert ann.frames == []
