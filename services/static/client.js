@@ -9,7 +9,7 @@
 //    carry none, so an error answers the oldest request still waiting. An error sent just before
 //    the edge closes the socket (CLOSING_CODES) answers no request: it says why the socket closed.
 // 3. A socket that ends is reopened with full-jitter exponential backoff and every channel resumed
-//    with `since`, except after 4403 (origin), 4409 (forced offline), and 4401 (token) when there is
+//    with `since`; a request made or unanswered meanwhile is sent on the next socket. Except after 4403 (origin), 4409 (forced offline), and 4401 (token) when there is
 //    no tokenProvider to get a fresh token from. The backoff starts afresh after a connection that
 //    lasted `healthyAfterMs`, so an edge that accepts and drops at once is not hammered.
 // The same rules as the Python SDK (clients/python/presence_client/client.py).
@@ -110,8 +110,13 @@ export class Channel extends EventTarget {
 
   /** Leaves (a joined channel) or unsubscribes; the channel is no longer resumed on reconnect. */
   async leave() {
+    if (this.client.channels.get(this.name) !== this) return;
     this.client.channels.delete(this.name);
-    await this.client._request({ type: this.mode === "join" ? "leave" : "unsubscribe", channel: this.name });
+    try {
+      await this.client._request({ type: this.mode === "join" ? "leave" : "unsubscribe", channel: this.name });
+    } catch (error) { // a reconnect came between: the new socket never entered the channel
+      if (!["channel.not_joined", "channel.not_subscribed"].includes(error.code)) throw error;
+    }
   }
 }
 
@@ -137,7 +142,7 @@ export class PresenceClient extends EventTarget {
     this.closeInfo = null;
     this._ws = null;
     this._ref = 0;
-    this._pending = []; // [{ref, resolve, reject, match}] in the order sent
+    this._pending = []; // [{ref, frame, resend, resolve, reject}] in the order sent
     this._attempt = 0;
     this._timers = new Set();
     this._heartbeat = null;
@@ -197,7 +202,10 @@ export class PresenceClient extends EventTarget {
 
   async _enter(name, mode) {
     const existing = this.channels.get(name);
-    if (existing !== undefined) return existing;
+    if (existing !== undefined) {
+      if (existing.mode !== mode) throw new TypeError(`${name} is entered with ${existing.mode} already`);
+      return existing;
+    }
     const channel = new Channel(this, name, mode);
     const answer = await this._request({ type: mode, channel: name });
     this._applyTo(channel, answer);
@@ -211,7 +219,8 @@ export class PresenceClient extends EventTarget {
       try {
         this.token = await this.options.tokenProvider();
       } catch (error) {
-        this._retry(null, error);
+        if (first) this._finish(null, "the token provider failed", error);
+        else this._retry(null, error);
         return;
       }
     }
@@ -228,14 +237,18 @@ export class PresenceClient extends EventTarget {
     clearInterval(this._heartbeat);
     if (this._welcomedAt !== null && this._now() - this._welcomedAt >= this.options.healthyAfterMs) this._attempt = 0;
     this._welcomedAt = null;
-    this._rejectPending(new PresenceError("connection.lost", `the socket closed (${code})`, true));
     const error = this._lastError;
-    if (this.state === "closed") return;
+    const lost = new PresenceError("connection.lost", `the socket closed (${code})`, true);
+    if (this.state === "closed") {
+      this._rejectPending(() => true, lost);
+      return;
+    }
     if (FINAL_CLOSE_CODES.has(code) || (code === TOKEN_CLOSE_CODE && !this.options.tokenProvider)
         || (this.welcome === null && this.state === "connecting")) {
       this._finish(code, reason, error);
       return;
     }
+    this._rejectPending((waiting) => !waiting.resend, lost); // the others go out on the next socket
     this._retry(code, error);
   }
 
@@ -253,6 +266,7 @@ export class PresenceClient extends EventTarget {
     for (const timer of this._timers) clearTimeout(timer);
     clearInterval(this._heartbeat);
     this._setState("closed");
+    this._rejectPending(() => true, error ?? new PresenceError("connection.closed", `closed (${code})`, false));
     this.closeInfo = { code, reason, error };
     this._emit("close", this.closeInfo);
   }
@@ -299,15 +313,18 @@ export class PresenceClient extends EventTarget {
     this._heartbeat = setInterval(() => {
       if (this._now() - this._lastSent >= everyMs / 2) this._send({ type: "heartbeat" });
     }, everyMs / 2);
+    const waiting = this._pending;
+    this._pending = [];
     for (const channel of this.channels.values()) this._resume(channel);
-    if (this.watched.size) this._request({ type: "watch", users: [...this.watched] }).catch(() => {});
+    if (this.watched.size) this._request({ type: "watch", users: [...this.watched] }, false).catch(() => {});
+    for (const request of waiting) this._sendRequest(request); // in their order, after the resumes
     this._emit("open", { welcome: frame, resumed });
   }
 
   _resume(channel, fresh = false) {
     const frame = { type: channel.mode, channel: channel.name };
     if (!fresh && channel.seq !== null) frame.since = channel.seq;
-    this._request(frame).then((answer) => this._applyTo(channel, answer), () => {});
+    this._request(frame, false).then((answer) => this._applyTo(channel, answer), () => {});
   }
 
   _channelFrame(frame) {
@@ -354,15 +371,22 @@ export class PresenceClient extends EventTarget {
     return true;
   }
 
-  _request(frame) {
-    if (this.state !== "open") {
-      return Promise.reject(new PresenceError("connection.not_open", `the connection is ${this.state}`, true));
+  /** Sends `frame` with a fresh `ref` now, or once a socket is open; `resend`: again on the next socket
+   * if this one ends unanswered (resumes and watches are not: the next welcome sends them afresh). */
+  _request(frame, resend = true) {
+    if (this.state === "closed") {
+      return Promise.reject(this.closeInfo?.error ?? new PresenceError("connection.closed", "the client is closed", false));
     }
-    const ref = ++this._ref;
     return new Promise((resolve, reject) => {
-      this._pending.push({ ref, resolve, reject });
-      this._send({ ...frame, ref });
+      const request = { ref: ++this._ref, frame, resend, resolve, reject };
+      if (this.state === "open") this._sendRequest(request);
+      else this._pending.push(request);
     });
+  }
+
+  _sendRequest(request) {
+    this._pending.push(request);
+    this._send({ ...request.frame, ref: request.ref });
   }
 
   _send(frame) {
@@ -371,10 +395,10 @@ export class PresenceClient extends EventTarget {
     this._lastSent = this._now();
   }
 
-  _rejectPending(error) {
-    const pending = this._pending;
-    this._pending = [];
-    for (const waiting of pending) waiting.reject(error);
+  _rejectPending(which, error) {
+    const rejected = this._pending.filter(which);
+    this._pending = this._pending.filter((waiting) => !which(waiting));
+    for (const waiting of rejected) waiting.reject(error);
   }
 
   _setState(state) {

@@ -253,9 +253,30 @@ test("an error that closes the socket answers no request: it is the close's reas
   const update = client.setStatus("busy");
   const closed = new Promise((resolve) => client.addEventListener("close", (e) => resolve(e.detail)));
   socket.receive({ type: "error", code: "connection.forced_offline", message: "m", retriable: false });
+  assert.equal(client.state, "open"); // the error alone ends nothing: the close does
   socket.drop(4409);
-  await assert.rejects(update, (error) => error.code === "connection.lost");
+  await assert.rejects(update, (error) => error.code === "connection.forced_offline");
   assert.equal((await closed).error.code, "connection.forced_offline");
+  await assert.rejects(client.setStatus("away"), (error) => error.code === "connection.forced_offline");
+});
+
+test("requests unanswered at a drop, or made while reconnecting, go out on the next socket after the resumes", async () => {
+  const [client, socket] = await opened();
+  await joined(client, socket);
+  const before = client.setStatus("busy");
+  const sent = socket.last("update");
+  socket.drop(1006);
+  const during = client.setMetadata({ a: 1 });
+  await tick(5);
+  const second = FakeSocket.all[1];
+  assert.deepEqual(second.sent, []);
+  second.receive(welcome);
+  assert.deepEqual(second.sent.map((f) => f.type), ["join", "update", "update"]);
+  assert.equal(second.sent[1].ref, sent.ref);
+  second.receive({ type: "ack", ref: second.sent[1].ref, event_id: "e1" });
+  second.receive({ type: "ack", ref: second.sent[2].ref, event_id: "e2" });
+  assert.deepEqual([await before, await during], ["e1", "e2"]);
+  client.close();
 });
 
 test("the backoff grows over quick drops and starts afresh after a healthy connection", async () => {
@@ -274,4 +295,12 @@ test("the backoff grows over quick drops and starts afresh after a healthy conne
   await tick(5);
   assert.deepEqual(delays, [1, 3, 1]);
   client.close();
+});
+
+test("a token provider that fails on the first connection rejects connect", async () => {
+  const failure = new Error("no session");
+  await assert.rejects(
+    connect("http://127.0.0.1:8080", { WebSocket: FakeSocket, tokenProvider: async () => { throw failure; } }),
+    (error) => error === failure,
+  );
 });
