@@ -180,6 +180,23 @@ async def test_a_watcher_that_leaves_the_shared_channel_stops_reading_and_joinin
     assert back["user"]["channels"] == [channel]
 
 
+async def test_a_watched_user_that_is_erased_is_reported_gone(stack: Stack) -> None:
+    tag = uuid.uuid4().hex[:6]
+    erased = f"erased-{tag}"
+    watcher = Client(stack.ws_url, token(f"watcher-{tag}", read_users=[erased]))
+    await watcher.connect()
+    async with heartbeating(watcher), httpx.AsyncClient(
+            base_url=stack.base_url, headers={"Authorization": f"Bearer {token(erased)}"}, timeout=30) as http:
+        await update(http, erased, metadata={"name": "Erin"})
+        await watcher.send(type="watch", users=[erased], ref="w")
+        watched = await watcher.next(lambda f: f["type"] == "presence.users")
+        assert [v["metadata"] for v in watched["users"]] == [{"name": "Erin"}]
+        answer = await http.delete(f"/realtime/users/{erased}/presence")
+        assert answer.status_code == 200, answer.text
+        await watcher.next(lambda f: f == {"type": "presence.user.gone", "user_id": erased})
+    await watcher.close()
+
+
 async def test_a_connection_watches_at_most_500_users(stack: Stack, connect) -> None:
     client = await connect(user("many"))
     ids = [f"w{i}-{uuid.uuid4().hex[:4]}" for i in range(MAX_USER_IDS)]
