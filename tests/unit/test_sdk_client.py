@@ -18,6 +18,7 @@ from presence_client import (
     Backoff,
     ChannelChange,
     Client,
+    ConnectError,
     ForcedOfflineError,
     PresenceError,
     Resynced,
@@ -342,3 +343,37 @@ async def test_rest_reads_use_the_token_and_raise_error_codes() -> None:
         with pytest.raises(PresenceError) as raised:
             await client.user("zed")
         assert raised.value.code == "user.not_found"
+
+
+async def test_changes_end_on_leave_and_raise_the_error_that_ends_the_client() -> None:
+    async def script(conn: Conn) -> None:
+        await conn.welcome()
+        for _ in range(2):
+            join = await conn.expect("join")
+            await conn.send(**{**snapshot(10, member("alice")), "channel": join["channel"]}, ref=join["ref"])
+        leave = await conn.expect("leave")
+        await conn.send(type="ack", ref=leave["ref"], channel="lobby")
+        await conn.send(**diff(11, 2, joins=(member("bob"),), typing=("bob",)))
+        await conn.send(type="error", code="connection.forced_offline", message="", retriable=False)
+        await conn.ws.close(4409)
+
+    async def collect(changes: AsyncIterator[ChannelChange]) -> list[ChannelChange]:
+        return [change async for change in changes]
+
+    async with fake_edge(script) as edge, connect(edge.url, token="t1", backoff=FAST) as client:
+        lobby, hall = await client.join("lobby"), await client.join("hall")
+        lobby.on_change(lambda change: 1 / 0)  # noqa: B023 - an application bug in a callback
+        left, ended = asyncio.create_task(collect(hall.changes())), asyncio.create_task(collect(lobby.changes()))
+        await hall.leave()
+        assert await left == []
+        with pytest.raises(ForcedOfflineError):
+            await ended
+        assert lobby.typing_users == {"bob"}, "the failing callback did not stop the frames being applied"
+
+
+async def test_a_first_connection_that_cannot_be_made_raises_connect_error() -> None:
+    async with fake_edge() as edge:
+        url = edge.url
+    with pytest.raises(ConnectError):
+        async with connect(url, token="t1"):
+            pass

@@ -6,6 +6,7 @@ from presence_client.client import Client, connect
 from presence_client.errors import (
     AuthenticationError,
     ClientClosedError,
+    ConnectError,
     ForcedOfflineError,
     PresenceClientError,
     PresenceError,
@@ -30,7 +31,7 @@ from presence_client.records import (
 
 __all__ = [
     "AuthenticationError", "Backoff", "ChannelChange", "ChannelPresence", "ChannelView", "Client",
-    "ClientClosedError", "Departure", "ForcedOfflineError", "Member", "MemberJoined", "MemberLeft", "MemberUpdated",
-    "PresenceClientError", "PresenceError", "QueryResult", "Resumed", "Resynced", "TypingChanged", "UserChange",
-    "UserGone", "UserPresence", "WatchedUsers", "Welcome", "connect",
+    "ClientClosedError", "ConnectError", "Departure", "ForcedOfflineError", "Member", "MemberJoined", "MemberLeft",
+    "MemberUpdated", "PresenceClientError", "PresenceError", "QueryResult", "Resumed", "Resynced", "TypingChanged",
+    "UserChange", "UserGone", "UserPresence", "WatchedUsers", "Welcome", "connect",
 ]

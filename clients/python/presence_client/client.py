@@ -38,6 +38,7 @@ from presence_client.backoff import Backoff
 from presence_client.errors import (
     AuthenticationError,
     ClientClosedError,
+    ConnectError,
     ForcedOfflineError,
     PresenceClientError,
     PresenceError,
@@ -83,6 +84,9 @@ class _Session:
 
 
 class Client:
+    """A client of the edge at `url` (`http://...`); `async with Client(url, token=...) as client`
+    (or `connect(...)`) opens the first socket and closes cleanly at the end."""
+
     def __init__(self, url: str, token: str | None = None, *, token_provider: TokenProvider | None = None,
                  device: str | None = None, metadata: dict[str, Any] | None = None,
                  backoff: Backoff | None = None, typing_interval_s: float = 1.0,
@@ -122,10 +126,13 @@ class Client:
         await self.close()
 
     async def open(self) -> None:
-        if self._token is None:
-            self._token = await self._fresh_token()
         try:
+            if self._token is None:
+                self._token = await self._fresh_token()
             session = await self._connect()
+        except (OSError, TimeoutError, WebSocketException) as exc:
+            await self._http.aclose()
+            raise ConnectError(f"no socket to {self.url}: {exc!r}") from exc
         except BaseException:
             await self._http.aclose()
             raise
@@ -250,7 +257,10 @@ class Client:
                 self._token = await self._fresh_token()
                 continue
             break
-        answer: dict[str, Any] = response.json()
+        try:
+            answer: dict[str, Any] = response.json()
+        except ValueError:  # not the edge's answer (a proxy's error page)
+            answer = {"error": {"code": f"http.{response.status_code}", "message": response.text[:200]}}
         if response.is_error:
             raise PresenceError.from_body(answer.get("error", {}))
         return answer
@@ -260,7 +270,11 @@ class Client:
     async def request(self, frame: dict[str, Any], resend: bool = True) -> dict[str, Any]:
         """Sends a frame with a fresh `ref` and answers the frame that answers it; sent again on the next
         socket if this one ends first (unless not `resend`: then `_Lost`). Raises `PresenceError` on an
-        `error` answer."""
+        `error` answer; `TimeoutError` if no answer came within `request_timeout_s`, reconnects included."""
+        async with asyncio.timeout(self._request_timeout_s):
+            return await self._request(frame, resend)
+
+    async def _request(self, frame: dict[str, Any], resend: bool) -> dict[str, Any]:
         while True:
             session = await self._live_session()
             ref = next(self._refs)
@@ -268,8 +282,7 @@ class Client:
             session.pending[ref] = future
             try:
                 await session.send({**frame, "ref": ref})
-                async with asyncio.timeout(self._request_timeout_s):
-                    return await future
+                return await future
             except (_Lost, ConnectionClosed):
                 if not resend:
                     raise _Lost() from None
@@ -481,13 +494,10 @@ def _refusal(exc: InvalidStatus) -> PresenceError:
         body = json.loads(exc.response.body or b"{}").get("error", {})
     except ValueError:
         body = {}
-    error = PresenceError.from_body({"code": body.get("code", f"http.{status}"), "message": body.get("message", ""),
-                                     "retriable": status in HANDSHAKE_RETRIABLE})
+    error = PresenceError.from_body({"code": f"http.{status}", **body})
     error.retriable = error.retriable or status in HANDSHAKE_RETRIABLE
     return error
 
 
-def connect(url: str, token: str | None = None, *, token_provider: TokenProvider | None = None,
-            device: str | None = None, metadata: dict[str, Any] | None = None, **options: Any) -> Client:
-    """A client of the edge at `url` (e.g. http://127.0.0.1:8080); use it as `async with connect(...) as client`."""
-    return Client(url, token, token_provider=token_provider, device=device, metadata=metadata, **options)
+# `async with connect(url, token=...) as client`: the client of the edge at `url` (http://127.0.0.1:8080).
+connect = Client

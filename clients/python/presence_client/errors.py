@@ -2,8 +2,9 @@
 
     PresenceClientError          every error of this package
     ├── PresenceError            the service answered with a stable error code (docs/errors.md)
-    │   ├── AuthenticationError  auth.*: the token was refused, or expired on an open socket (401, close 4401)
+    │   ├── AuthenticationError  the token was refused, or expired on an open socket (401, close 4401)
     │   └── ForcedOfflineError   connection.forced_offline: a service took the user offline (close 4409)
+    ├── ConnectError             the first socket could not be opened (network, handshake without an answer)
     └── ClientClosedError        the client is closed, by `close()` or after an error that ends it
 
 Errors that end the client (the two subclasses, and `auth.origin_forbidden`, close 4403) are raised
@@ -41,6 +42,10 @@ class AuthenticationError(PresenceError):
 
 
 class ForcedOfflineError(PresenceError):
+    pass
+
+
+class ConnectError(PresenceClientError):
     pass
 
 

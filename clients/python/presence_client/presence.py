@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import AsyncGenerator, Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Generic, TypeVar
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
     from presence_client.client import Client
 
 T = TypeVar("T")
+log = logging.getLogger("presence_client")
 
 
 class Listeners(Generic[T]):
@@ -34,7 +36,10 @@ class Listeners(Generic[T]):
 
     def emit(self, change: T) -> None:
         for callback in tuple(self._callbacks):
-            callback(change)
+            try:
+                callback(change)
+            except Exception:  # the application's bug must not stop the client applying frames
+                log.exception("presence change callback failed")
         for queue in self._queues:
             queue.put_nowait(change)
 
@@ -43,17 +48,23 @@ class Listeners(Generic[T]):
         for queue in self._queues:
             queue.put_nowait(None)
 
-    async def stream(self) -> AsyncGenerator[T]:
-        """Changes from now on; ends when the handle is left, raises the error that ended the client."""
-        if self._ended is not None:
-            raise self._ended
+    def stream(self) -> AsyncGenerator[T]:
+        """Changes from this call on (not from the first `anext`, so none is missed in between); ends when
+        the handle is left or the client closed, raises the error that ended the client."""
         queue: asyncio.Queue[T | None] = asyncio.Queue()
-        self._queues.append(queue)
+        if self._ended is None:
+            self._queues.append(queue)
+        return self._drain(queue)
+
+    async def _drain(self, queue: asyncio.Queue[T | None]) -> AsyncGenerator[T]:
         try:
-            while (change := await queue.get()) is not None:
+            while self._ended is None or not queue.empty():
+                if (change := await queue.get()) is None:
+                    break
                 yield change
         finally:
-            self._queues.remove(queue)
+            if queue in self._queues:
+                self._queues.remove(queue)
         if self._ended is not None and not isinstance(self._ended, ClientClosedError):
             raise self._ended
 
