@@ -223,6 +223,7 @@ export class PresenceClient extends EventTarget {
         else this._retry(null, error);
         return;
       }
+      if (this.state === "closed") return; // closed while the provider was asked
     }
     const url = socketUrl(this.baseUrl, { token: this.token, device: this.options.device, metadata: this.options.metadata });
     const ws = new this.options.WebSocket(url);
@@ -416,5 +417,6 @@ export class PresenceClient extends EventTarget {
 
 /** Connects to the edge at `baseUrl` with `{token | tokenProvider, device, metadata}`; resolves once welcomed. */
 export function connect(baseUrl, options) {
+  if (!options?.token && !options?.tokenProvider) throw new TypeError("connect needs a token or a tokenProvider");
   return new PresenceClient(baseUrl, options).open();
 }

@@ -293,6 +293,7 @@ function setup() {
     clearInterval(state.poll);
     state.service?.close();
     state.service = null;
+    state.channel = null;
     setBadge($("connection"), "idle");
   });
   $("channel-form").addEventListener("submit", (event) => {

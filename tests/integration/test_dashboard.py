@@ -52,6 +52,7 @@ async def test_dashboard_shows_a_channel_live(stack: Stack, connect, channel: st
         await eventually(lambda: bob_id in alice.members(channel) and alice_id in bob.members(channel))
 
         await page.goto(f"{stack.base_url}/dashboard")
+        await screenshot(page, stack.logs, "dashboard-start")
         await page.fill("#credential", stack.service_key("dashboard"))
         await page.click("#credential-connect")
         await page.wait_for_selector('#connection[data-state="open"]')
