@@ -19,6 +19,8 @@ const TOKEN_CLOSE_CODE = 4401;
 const CLOSING_CODES = new Set(["connection.timed_out", "connection.slow_consumer", "service.broker_unavailable",
   "limit.abuse", "auth.token_expired", "connection.forced_offline", "server.internal"]);
 
+/** An error answer of the edge (`code` from docs/errors.md), or of this client itself: `client.connect_failed`,
+ * `client.connection_lost`, `client.closed`. */
 export class PresenceError extends Error {
   constructor(code, message, retriable = false) {
     super(message);
@@ -157,7 +159,7 @@ export class PresenceClient extends EventTarget {
       const onOpen = () => { this.removeEventListener("close", onClose); resolve(this); };
       const onClose = (event) => {
         this.removeEventListener("open", onOpen);
-        reject(event.detail.error ?? new PresenceError("connection.failed", `closed with ${event.detail.code}`, true));
+        reject(event.detail.error ?? new PresenceError("client.connect_failed", `closed with ${event.detail.code}`, true));
       };
       this.addEventListener("open", onOpen, { once: true });
       this.addEventListener("close", onClose, { once: true });
@@ -239,7 +241,7 @@ export class PresenceClient extends EventTarget {
     if (this._welcomedAt !== null && this._now() - this._welcomedAt >= this.options.healthyAfterMs) this._attempt = 0;
     this._welcomedAt = null;
     const error = this._lastError;
-    const lost = new PresenceError("connection.lost", `the socket closed (${code})`, true);
+    const lost = new PresenceError("client.connection_lost", `the socket closed (${code})`, true);
     if (this.state === "closed") {
       this._rejectPending(() => true, lost);
       return;
@@ -267,7 +269,7 @@ export class PresenceClient extends EventTarget {
     for (const timer of this._timers) clearTimeout(timer);
     clearInterval(this._heartbeat);
     this._setState("closed");
-    this._rejectPending(() => true, error ?? new PresenceError("connection.closed", `closed (${code})`, false));
+    this._rejectPending(() => true, error ?? new PresenceError("client.closed", `closed (${code})`, false));
     this.closeInfo = { code, reason, error };
     this._emit("close", this.closeInfo);
   }
@@ -376,7 +378,7 @@ export class PresenceClient extends EventTarget {
    * if this one ends unanswered (resumes and watches are not: the next welcome sends them afresh). */
   _request(frame, resend = true) {
     if (this.state === "closed") {
-      return Promise.reject(this.closeInfo?.error ?? new PresenceError("connection.closed", "the client is closed", false));
+      return Promise.reject(this.closeInfo?.error ?? new PresenceError("client.closed", "the client is closed", false));
     }
     return new Promise((resolve, reject) => {
       const request = { ref: ++this._ref, frame, resend, resolve, reject };

@@ -240,7 +240,7 @@ test("a first connection that closes before welcome rejects connect", async () =
   const pending = connect("http://127.0.0.1:8080", { token: "bad", WebSocket: FakeSocket });
   await tick();
   FakeSocket.all[0].drop(1006);
-  await assert.rejects(pending, (error) => error.code === "connection.failed");
+  await assert.rejects(pending, (error) => error.code === "client.connect_failed");
   assert.equal(FakeSocket.all.length, 1);
 });
 
