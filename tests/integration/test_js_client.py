@@ -107,12 +107,22 @@ async def test_resumes_with_since_after_a_drop(stack: Stack, connect, channel: s
             await bob.join(channel)
             await eventually(lambda: _has(page, bob.user_id, status="online"))
             held = (await view(page))["seq"]
-            await page.evaluate("window.client._ws.close(4000)")  # a drop: not a clean close
+            await page.evaluate("""() => {
+              window.received = [];
+              const receive = window.client._receive.bind(window.client);
+              window.client._receive = (frame) => { window.received.push(frame.type); receive(frame); };
+              window.client._ws.close(4000);  // a drop: not a clean close
+            }""")
             await eventually(lambda: _events(page, [["reconnecting", None], ["open", True]]))
             await bob.send(type="update", status="away", ref="u2")
             await eventually(lambda: _has(page, bob.user_id, status="away"))
             assert (await view(page))["seq"] > held
-            assert erin in bob.members(channel)  # back within the reconnect grace: never left
+            received = await page.evaluate("window.received")
+            assert "presence.resumed" in received and "presence.snapshot" not in received, received
+            # Back within the reconnect grace: the others never saw erin leave.
+            assert not [f for f in bob.frames if f["type"] == "presence.diff"
+                        and any(d["user_id"] == erin for d in f["leaves"])]
+            assert erin in bob.members(channel)
         assert errors == []
 
 
