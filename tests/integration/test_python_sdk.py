@@ -27,7 +27,8 @@ from presence_client import (
     connect,
 )
 
-from tests.integration.stack import ROOT, TIMEOUT_S, Stack, eventually
+from services.broker import free_port
+from tests.integration.stack import ROOT, TIMEOUT_S, Stack, eventually, start_edge, stop_edge
 
 SDK_README = ROOT / "clients" / "python" / "README.md"
 TOUR = ROOT / "README.md"
@@ -162,7 +163,38 @@ async def test_a_cut_network_is_healed_by_a_reconnect_that_resumes(stack: Stack,
         resumed = [c for c in changes if isinstance(c, Resumed)]
         assert resumed and resumed[0].since >= seq_before and not any(isinstance(c, Resynced) for c in changes)
         assert view.seq is not None and seq_before is not None and view.seq > seq_before
-        assert {u: m.status for u, m in view.members.items()} == await rest_members(stack, channel)
+        await eventually(lambda: _members_match(stack, channel, view.members))  # as the server's REST view
+
+
+async def test_an_edge_restart_is_survived_with_a_fresh_view(stack: Stack, channel: str) -> None:
+    """The edge alice is on stops (1012) and comes back on the same port: the SDK retries while nothing
+    listens, and the edge it finds, which holds no old views, answers its `since` with a snapshot."""
+    alice_id, bob_id = user("alice"), user("bob")
+    port = free_port()
+    edge = await start_edge(stack, "edge-sdk", port, "edge-sdk")
+    try:
+        async with sdk(stack, alice_id, url=f"http://127.0.0.1:{port}") as alice, sdk(stack, bob_id) as bob:
+            view = await alice.join(channel)
+            await bob.join(channel)
+            await eventually(lambda: {alice_id, bob_id} <= view.members.keys())
+            changes: list[ChannelChange] = []
+            view.on_change(changes.append)
+
+            await asyncio.to_thread(stop_edge, edge)
+            await eventually(lambda: not alice.connected)
+            await bob.set_status("dnd")
+            edge = await start_edge(stack, "edge-sdk", port, "edge-sdk")
+
+            await eventually(lambda: alice.connected and alice.connections == 2, timeout_s=20)
+            await eventually(lambda: bob_id in view.members and view.members[bob_id].status == "dnd")
+            assert any(isinstance(c, Resynced) for c in changes), changes
+            await eventually(lambda: _members_match(stack, channel, view.members))
+    finally:
+        await asyncio.to_thread(stop_edge, edge)
+
+
+async def _members_match(stack: Stack, channel: str, members: Any) -> bool:
+    return {u: m.status for u, m in members.items()} == await rest_members(stack, channel)
 
 
 async def _status_is(stack: Stack, channel: str, user_id: str, status: str) -> bool:
