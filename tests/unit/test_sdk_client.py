@@ -97,6 +97,7 @@ async def until(check: Callable[[], object], timeout_s: float = 5.0) -> None:
 
 async def test_a_dropped_socket_is_reopened_and_the_channel_resumed_with_since() -> None:
     async def first(conn: Conn) -> None:
+        assert conn.query == {"token": "t1", "device": "ios", "metadata": '{"name": "Ada"}'}
         await conn.welcome()
         join = await conn.expect("join")
         assert "since" not in join
@@ -105,6 +106,7 @@ async def test_a_dropped_socket_is_reopened_and_the_channel_resumed_with_since()
         conn.ws.transport.abort()  # no close frame: a network cut
 
     async def second(conn: Conn) -> None:
+        assert conn.query == {"token": "t1", "device": "ios"}  # the metadata was stored with the first socket
         await conn.welcome()
         join = await conn.expect("join")
         assert join["since"] == 11 and join["channel"] == "lobby"
@@ -112,7 +114,8 @@ async def test_a_dropped_socket_is_reopened_and_the_channel_resumed_with_since()
         await conn.send(**diff(12, 2, updates=(member("bob", "busy"),)))
         await conn.hold()
 
-    async with fake_edge(first, second) as edge, connect(edge.url, token="t1", backoff=FAST) as client:
+    async with fake_edge(first, second) as edge, \
+            connect(edge.url, token="t1", device="ios", metadata={"name": "Ada"}, backoff=FAST) as client:
         lobby = await client.join("lobby")
         await until(lambda: lobby.seq == 12)
         assert lobby.members["bob"].status == "busy" and client.connections == 2 and len(edge.connections) == 2

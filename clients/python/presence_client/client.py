@@ -339,6 +339,7 @@ class Client:
             raise
         session.heartbeats = asyncio.create_task(self._heartbeat(session), name="presence-heartbeats")
         self.welcome, self._session = session.welcome, session
+        self._metadata = None  # the edge stores it with the user: a reconnect must not undo a later update
         self.token_expires_at = session.welcome.token_expires_at
         self.connections += 1
         self._live.set()
