@@ -36,6 +36,7 @@ async def test_dashboard_files_are_served(stack: Stack) -> None:
         missing = await http.get("/dashboard/secrets.txt")
     assert page.status_code == 200 and page.headers["content-type"] == "text/html; charset=utf-8"
     assert page.headers["x-frame-options"] == "DENY"
+    assert "connect-src 'self'" in page.headers["content-security-policy"]
     assert script.headers["content-type"] == "text/javascript; charset=utf-8"
     assert 'from "/realtime/client.js"' in script.text
     assert style.headers["content-type"] == "text/css; charset=utf-8"
@@ -58,6 +59,8 @@ async def test_dashboard_shows_a_channel_live(stack: Stack, connect, channel: st
         await page.wait_for_selector('#connection[data-state="open"]')
         assert await page.evaluate("sessionStorage.length") == 1 and await page.evaluate("localStorage.length") == 0
         assert "psk." not in page.url
+        await page.reload()  # the key is kept for the tab: the page connects again by itself
+        await page.wait_for_selector('#connection[data-state="open"]')
 
         entry = page.locator(f'#channels li[data-channel="{channel}"]')
         await entry.wait_for()
