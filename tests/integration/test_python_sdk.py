@@ -85,6 +85,19 @@ async def test_two_users_see_each_other_status_and_typing(stack: Stack, channel:
         await eventually(lambda: alice_id not in bob_view.members)
 
 
+async def test_a_subscriber_observes_without_being_present(stack: Stack, channel: str) -> None:
+    alice_id, observer_id = user("alice"), user("observer")
+    async with sdk(stack, alice_id) as alice, sdk(stack, observer_id) as observer:
+        watched = await observer.subscribe(channel)
+        await alice.join(channel)
+        await eventually(lambda: alice_id in watched.members)
+        assert observer_id not in watched.members and watched.occupancy == 1 and not watched.joined
+        await watched.leave()  # an unsubscribe, answered by its ack
+        await alice.set_status("busy")
+        await eventually(lambda: _status_is(stack, channel, alice_id, "busy"))
+        assert watched.members[alice_id].status == "online", "a left view stops changing"
+
+
 async def test_heartbeats_keep_a_quiet_client_online_past_its_timeout(stack: Stack, channel: str) -> None:
     alice_id = user("alice")
     async with sdk(stack, alice_id) as alice:
