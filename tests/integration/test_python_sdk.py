@@ -28,7 +28,17 @@ from presence_client import (
 )
 
 from services.broker import free_port
-from tests.integration.stack import ROOT, TIMEOUT_S, Stack, eventually, start_edge, stop_edge
+from tests.integration.client import Client as RawClient
+from tests.integration.client import heartbeating
+from tests.integration.stack import (
+    BATCH_ABOVE_MEMBERS,
+    ROOT,
+    TIMEOUT_S,
+    Stack,
+    eventually,
+    start_edge,
+    stop_edge,
+)
 
 SDK_README = ROOT / "clients" / "python" / "README.md"
 TOUR = ROOT / "README.md"
@@ -96,6 +106,27 @@ async def test_a_subscriber_observes_without_being_present(stack: Stack, channel
         await alice.set_status("busy")
         await eventually(lambda: _status_is(stack, channel, alice_id, "busy"))
         assert watched.members[alice_id].status == "online", "a left view stops changing"
+
+
+async def test_a_large_channels_batches_keep_the_view_equal_to_the_servers(stack: Stack, channel: str) -> None:
+    """Above BATCH_ABOVE_MEMBERS the edge sends presence.batch frames (a raw subscriber sees one); the SDK's
+    subscriber applies them and ends with the REST view."""
+    raw = RawClient(stack.ws_url, stack.token(user("raw")))
+    await raw.connect()
+    await raw.send(type="subscribe", channel=channel)
+    crowd = [user(f"crowd{i}") for i in range(BATCH_ABOVE_MEMBERS + 3)]
+    async with contextlib.AsyncExitStack() as clients, heartbeating(raw):
+        observer = await clients.enter_async_context(sdk(stack, user("observer")))
+        view = await observer.subscribe(channel)
+        members = [await clients.enter_async_context(sdk(stack, u)) for u in crowd]
+        for member in members:
+            await member.join(channel)
+        await raw.next(lambda f: f["type"] == "presence.batch", timeout_s=15)
+        await members[0].set_status("busy")
+        await eventually(lambda: crowd[0] in view.members and view.members[crowd[0]].status == "busy")
+        await eventually(lambda: _members_match(stack, channel, view.members))
+        assert set(view.members) == set(crowd)
+    await raw.close()
 
 
 async def test_heartbeats_keep_a_quiet_client_online_past_its_timeout(stack: Stack, channel: str) -> None:
