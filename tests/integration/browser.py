@@ -43,9 +43,9 @@ async def chromium() -> AsyncIterator[Browser]:
 
 
 @contextlib.asynccontextmanager
-async def opened_page(browser: Browser) -> AsyncIterator[tuple[Page, list[str]]]:
+async def opened_page(browser: Browser, permissions: list[str] | None = None) -> AsyncIterator[tuple[Page, list[str]]]:
     """A page in a fresh context (its own sessionStorage) and the errors its scripts raise."""
-    context = await browser.new_context(viewport=VIEWPORT)
+    context = await browser.new_context(viewport=VIEWPORT, permissions=permissions)
     page = await context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))

@@ -16,7 +16,7 @@ from playwright.async_api import Browser, Page
 
 from tests.integration.browser import chromium, opened_page
 from tests.integration.client import heartbeating
-from tests.integration.stack import TIMEOUT_S, Stack, eventually
+from tests.integration.stack import CORS_ORIGIN, TIMEOUT_S, Stack, eventually
 
 pytestmark = pytest.mark.integration
 
@@ -216,3 +216,30 @@ async def test_watch_pushes_a_watched_users_changes(stack: Stack, connect, chann
 async def _pushed(page: Page, user: str, status: str) -> bool:
     users = await page.evaluate("window.users")
     return any(u is not None and u["user_id"] == user and u["status"] == status for u in users)
+
+
+async def test_a_page_of_an_allowed_origin_imports_and_connects(stack: Stack, channel: str, browser: Browser) -> None:
+    """Module scripts are fetched with CORS: a page of a PRESENCE_CORS_ORIGINS origin may import the client and
+    open its socket; a page of another origin cannot even import it."""
+    user = f"olga-{channel}"
+    for origin, allowed in ((CORS_ORIGIN, True), ("https://elsewhere.example", False)):
+        # The edge listens on loopback: Chromium asks the user before a site reaches it; granted here.
+        async with opened_page(browser, permissions=["local-network-access"]) as (page, errors):
+            await page.route(f"{origin}/", lambda route: route.fulfill(content_type="text/html", body="<p>app</p>"))
+            await page.goto(f"{origin}/")
+            outcome = await page.evaluate("""async ([base, token, channel]) => {
+              try {
+                const { connect } = await import(`${base}/realtime/client.js`);
+                const client = await connect(base, { token });
+                const lobby = await client.join(channel);
+                return [client.welcome.user_id, lobby.seq !== null];
+              } catch (error) {
+                return String(error);
+              }
+            }""", [stack.base_url, stack.token(user), channel])
+            if allowed:
+                assert outcome == [user, True], errors
+                assert errors == []
+            else:
+                assert "Failed to fetch dynamically imported module" in outcome
+                assert any("Access-Control-Allow-Origin" in error for error in errors), errors
