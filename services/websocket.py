@@ -236,17 +236,7 @@ class Session:
         self.edge.liveness.track(self.connection_id, self.principal.user_id, opened.at,
                                  timeout_ms=self._timeout_in_force(), on_silent=self._silent)
         self._writer = asyncio.create_task(self._write_forever(), name=f"ws-writer-{self.connection_id}")
-        self.reply({
-            "type": "welcome",
-            "connection_id": self.connection_id,
-            "user_id": self.principal.user_id,
-            "edge_id": settings.edge_id,
-            "heartbeat_s": settings.heartbeat_s,
-            "timeout_s": settings.timeout_s,
-            "typing_timeout_s": self.edge.policy.typing_timeout_s,
-            "request_id": request_ids.current(),
-            "token_expires_at": self.principal.expires_at,
-        })
+        self.reply(self._welcome())
         self._time_token()
         clean = False
         metrics.CONNECTIONS.inc()
@@ -352,6 +342,20 @@ class Session:
                 self._reauthenticate(token, ref)
             case Heartbeat():
                 pass  # liveness was already noted for every frame
+
+    def _welcome(self) -> dict[str, Any]:
+        settings = self.edge.settings
+        return {
+            "type": "welcome",
+            "connection_id": self.connection_id,
+            "user_id": self.principal.user_id,
+            "edge_id": settings.edge_id,
+            "heartbeat_s": settings.heartbeat_s,
+            "timeout_s": settings.timeout_s,
+            "typing_timeout_s": self.edge.policy.typing_timeout_s,
+            "request_id": request_ids.current(),
+            "token_expires_at": self.principal.expires_at,
+        }
 
     def _reauthenticate(self, token: str, ref: object) -> None:
         """A fresh token of the same user (or service) replaces the socket's; a token that does not verify
@@ -496,9 +500,7 @@ class ObserverSession(Session):
 
     async def run(self) -> None:
         self._writer = asyncio.create_task(self._write_forever(), name=f"ws-writer-{self.connection_id}")
-        self.reply({"type": "welcome", "connection_id": self.connection_id, "user_id": "",
-                    "service": self.principal.service, "edge_id": self.edge.settings.edge_id,
-                    "heartbeat_s": self.edge.settings.heartbeat_s, "token_expires_at": None})
+        self.reply({**self._welcome(), "service": self.principal.service})
         try:
             await self._read_forever()
         finally:
