@@ -389,6 +389,7 @@ def _flag(name: str, description: str) -> Schema:
 
 _NO_TOKEN: list[dict[str, list[str]]] = []  # the `security` of operations that take no token
 _AUTH_ERRORS = ("auth.missing_token", "auth.invalid_token")
+_SERVICE_KEY: list[dict[str, list[str]]] = [{"serviceKey": []}]  # the service acts: a service key only
 
 
 def _paths(policy: Policy) -> dict[str, Any]:
@@ -442,6 +443,7 @@ def _paths(policy: Policy) -> dict[str, Any]:
             },
         }, "post": {
             "summary": "A service sets a user's status and/or metadata on its behalf (service keys only)",
+            "security": _SERVICE_KEY,
             "description": "As `POST /realtime/presence/update` for the user in the path; the event in the log "
                            "names the service. An end-user token is refused (403 auth.service_only).",
             "parameters": [
@@ -465,6 +467,7 @@ def _paths(policy: Policy) -> dict[str, Any]:
         }},
         "/realtime/users/{user_id}/presence/offline": {"post": {
             "summary": "A service forces a user offline: every connection ends, every socket is closed (4409)",
+            "security": _SERVICE_KEY,
             "description": "Writes `user.forced_offline` naming the service; once the processor applied it the "
                            "user is offline with `last_seen` at `forced_offline_at`, has left every channel, "
                            "and every edge closes the user's sockets with `connection.forced_offline`. Service "
@@ -627,6 +630,8 @@ def openapi_document(limits: Limits) -> dict[str, Any]:
                 "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
                 "token": {"type": "apiKey", "in": "query", "name": "token",
                           "description": "the same JWT; REST reads the Authorization header first"},
+                "serviceKey": {"type": "http", "scheme": "bearer", "bearerFormat": "psk.<name>.<secret>",
+                               "description": "a backend's service key (docs/api.md#service-keys)"},
             },
         },
         "security": [{"bearer": []}, {"token": []}],

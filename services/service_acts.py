@@ -49,7 +49,9 @@ def _reason(raw: bytes) -> str | None:
         raise ApiError("request.malformed_json", "the body is not valid JSON") from exc
     if not isinstance(body, dict) or not set(body) <= {"reason"}:
         raise ApiError("request.invalid", 'the body is `{"reason": "..."}` or empty')
-    reason = body.get("reason")
-    if reason is not None and not (isinstance(reason, str) and 1 <= len(reason) <= MAX_REASON_CHARS):
+    if "reason" not in body:
+        return None
+    reason = body["reason"]
+    if not (isinstance(reason, str) and 1 <= len(reason) <= MAX_REASON_CHARS):
         raise ApiError("request.invalid", f"`reason` must be a string of 1 to {MAX_REASON_CHARS} characters")
     return reason

@@ -55,6 +55,22 @@ database = "none"
 """
 
 
+def _credentials(stack: Stack) -> str:
+    """Credentials by the document's security schemes: a user's token, and for the service acts (whose
+    only scheme is `serviceKey`) a service key."""
+    user_token = stack.token(f"contract-{uuid.uuid4().hex[:6]}")
+    return f"""
+[auth.openapi.bearer]
+bearer = "{user_token}"
+
+[auth.openapi.token]
+api_key = "{user_token}"
+
+[auth.openapi.serviceKey]
+bearer = "{stack.service_key()}"
+"""
+
+
 async def _ready(http: httpx.AsyncClient) -> bool:
     return (await http.get("/readyz")).status_code == 200
 
@@ -64,14 +80,13 @@ async def test_the_served_document_holds_for_every_operation_under_every_check(s
         await eventually(lambda: _ready(http), timeout_s=60)  # an earlier test may have restarted the edge
         document = (await http.get("/openapi.json")).json()
     operations = {f"{method.upper()} {path}" for path, item in document["paths"].items() for method in item}
-    (tmp_path / "schemathesis.toml").write_text(CONFIG)
+    (tmp_path / "schemathesis.toml").write_text(_credentials(stack) + CONFIG)
     report = tmp_path / "report.json"
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "schemathesis.cli", "--config-file", "schemathesis.toml",
         "run", f"{stack.base_url}/openapi.json",
         "--checks", "all", "--max-response-time", str(MAX_RESPONSE_S),
         "--include-path-regex", "^/",  # every operation: GET /openapi.json is left out unless selected
-        "--header", f"Authorization: Bearer {stack.token(f'contract-{uuid.uuid4().hex[:6]}')}",
         "--max-examples", str(MAX_EXAMPLES), "--generation-deterministic", "--workers", "1",
         "--report", "json", "--report-json-path", str(report),
         cwd=tmp_path, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
