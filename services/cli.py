@@ -30,7 +30,7 @@ import httpx
 
 from schemas.topics import DEFAULT_PARTITIONS
 from services import analytics_command, history_command, replay_command, timeline_command
-from services.auth import mint_token
+from services.auth import mint_token, parse_service_keys, service_key
 from services.broker import RunningBroker, ensure_topics, start_broker
 from services.kafka import KafkaNode, KafkaUnavailable
 
@@ -150,6 +150,8 @@ def _up(args: argparse.Namespace) -> None:
     env = dict(os.environ)
     env.setdefault("PRESENCE_JWT_SECRET", secrets.token_urlsafe(32))
     env.setdefault("PRESENCE_DEV_MODE", "true")  # a laptop stack: one broker, memory tables
+    # The dashboard reads every channel with a service key; a laptop stack makes one up, as its JWT secret.
+    env.setdefault("PRESENCE_SERVICE_KEYS", f"dashboard={secrets.token_urlsafe(24)}")
     began = time.monotonic()
     children: list[subprocess.Popen[bytes]] = []
     if "KAFKA_BOOTSTRAP_SERVERS" not in env:
@@ -176,11 +178,21 @@ def _up(args: argparse.Namespace) -> None:
         f"broker     {env['KAFKA_BOOTSTRAP_SERVERS']}\n"
         f"edge       http://127.0.0.1:{port}  (WebSocket ws://127.0.0.1:{port}/realtime/ws?token=...)\n"
         f"openapi    http://127.0.0.1:{port}/openapi.json\n"
+        f"dashboard  http://127.0.0.1:{port}/dashboard  (service key {_dev_service_key(env)})\n"
         f"jwt secret {env['PRESENCE_JWT_SECRET']}\n"
         f"dev token  {token}\n",
         flush=True,
     )
     _wait_then_stop(children)
+
+
+def _dev_service_key(env: dict[str, str]) -> str:
+    """The credential of the first service in PRESENCE_SERVICE_KEYS, to paste into the dashboard."""
+    keys = parse_service_keys(env["PRESENCE_SERVICE_KEYS"])
+    if not keys:
+        return "none: PRESENCE_SERVICE_KEYS is empty"
+    name, secret = next(iter(keys.items()))
+    return service_key(name, secret)
 
 
 def _wait_until_ready(base_url: str, children: list[subprocess.Popen[bytes]]) -> None:

@@ -62,6 +62,18 @@ def _read_until_ready(up: subprocess.Popen[str], log: Path) -> None:
     pytest.fail(f"presence up exited before its ready line; see {log}")
 
 
+def _printed(up: subprocess.Popen[str], last: str = "dev token") -> dict[str, str]:
+    """The lines `presence up` prints after its ready line, by their first word(s), up to `last`."""
+    assert up.stdout is not None
+    printed = {}
+    for line in up.stdout:
+        name, _, value = line.partition("  ")
+        printed[name.strip()] = value.strip()
+        if name.startswith(last):
+            break
+    return printed
+
+
 async def test_ready_means_presence_flows_and_a_restart_keeps_the_state(stack: Stack, tmp_path: Path) -> None:
     ports = {"broker": free_port(), "controller": free_port(), "http": free_port()}
     base_url, ws_url = f"http://127.0.0.1:{ports['http']}", f"ws://127.0.0.1:{ports['http']}/realtime/ws"
@@ -70,6 +82,14 @@ async def test_ready_means_presence_flows_and_a_restart_keeps_the_state(stack: S
     alice_reads = {"Authorization": f"Bearer {token('alice', read_users=['bob'])}"}
     stack.logs.mkdir(parents=True, exist_ok=True)
     async with presence_up(tmp_path, log, ports) as up:
+        printed = await asyncio.to_thread(_printed, up)
+        # The dashboard's line names its page and a service key that reads every channel.
+        page, _, key = printed["dashboard"].partition("  (service key ")
+        async with httpx.AsyncClient(timeout=10) as http:
+            assert (await http.get(page)).status_code == 200
+            listed = await http.get(f"{base_url}/realtime/channels",
+                                    headers={"Authorization": f"Bearer {key.rstrip(')')}"})
+            assert listed.status_code == 200, listed.text
         # At once after "ready": a second user's join reaches the first within 1 s.
         alice, bob = Client(ws_url, mint_token(SECRET, "alice")), Client(ws_url, mint_token(SECRET, "bob"))
         await alice.connect()
