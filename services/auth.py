@@ -79,13 +79,13 @@ class Authenticator:
     service_keys: dict[str, str] | None = None  # service name -> secret
     jwks: Jwks | None = None
 
-    def authenticate(self, token: str | None) -> Principal:
+    async def authenticate(self, token: str | None) -> Principal:
         if not token:
             raise ApiError("auth.missing_token")
         if token.startswith(SERVICE_KEY_PREFIX):
             return self._service(token)
         required = ["exp", "sub", *(["aud"] if self.audience else []), *(["iss"] if self.issuer else [])]
-        claims: dict[str, Any] = TokenKeys(hs256_secrets(self.secret), self.jwks).decode(
+        claims: dict[str, Any] = await TokenKeys(hs256_secrets(self.secret), self.jwks).decode(
             token, audience=self.audience, issuer=self.issuer, options={"require": required}, leeway=LEEWAY_S,
         )
         user_id, channels = claims["sub"], claims.get("channels")

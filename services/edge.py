@@ -4,6 +4,7 @@ incarnation of this edge left open."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -48,6 +49,9 @@ class Edge:
 
 @contextlib.asynccontextmanager
 async def running_edge(settings: EdgeSettings) -> AsyncIterator[Edge]:
+    # Read before anything starts (an unusable set stops the edge) and before serving, so the first token
+    # check does not wait for it.
+    jwks = await Jwks.load(settings.jwks_file, settings.jwks_url) if settings.jwks_file or settings.jwks_url else None
     producer = AIOKafkaProducer(
         bootstrap_servers=settings.bootstrap_servers,
         client_id=settings.edge_id,
@@ -73,7 +77,6 @@ async def running_edge(settings: EdgeSettings) -> AsyncIterator[Edge]:
         max_bytes=settings.max_frame_bytes,
         max_metadata_bytes=settings.max_metadata_bytes,
     )
-    jwks = Jwks(settings.jwks_file, settings.jwks_url) if settings.jwks_file or settings.jwks_url else None
     auth = Authenticator(
         settings.jwt_secret, settings.jwt_audience or None, settings.jwt_issuer or None, settings.open_channels,
         settings.service_keys, jwks,
@@ -86,6 +89,7 @@ async def running_edge(settings: EdgeSettings) -> AsyncIterator[Edge]:
                            held, on_held=liveness.processor_holds, on_lease=liveness.lease_applied)
     previous = PreviousIncarnation(settings.bootstrap_servers, settings.edge_id, settings.partitions, event_log,
                                    settings.fetch_wait_ms)
+    refreshing = asyncio.create_task(jwks.refresh_forever()) if jwks is not None else None
     try:
         await event_log.start()
         await read_model.start()
@@ -95,6 +99,10 @@ async def running_edge(settings: EdgeSettings) -> AsyncIterator[Edge]:
         await readiness.start()
         yield edge
     finally:
+        if refreshing is not None:
+            refreshing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await refreshing
         await readiness.stop()
         await previous.stop()
         await watch.stop()

@@ -5,11 +5,13 @@ tokens (`presence token`), all verify, so a secret is rotated by adding the new 
 removing the old one once its tokens have expired.
 
 `PRESENCE_JWKS_FILE` (a JSON file) or `PRESENCE_JWKS_URL` (fetched with httpx) holds public keys by
-`kid`, several at once during a rotation. The set is read again at most every `REFRESH_S`, and at once
-when a token names a `kid` the set does not hold, at most every `UNKNOWN_KID_REFRESH_S` (a stream of
-tokens with made-up kids must not turn into a stream of fetches). Reads are synchronous, as token
-checks are: a fetch holds the edge's event loop up to `FETCH_TIMEOUT_S`, at most once per interval.
-A set that cannot be read keeps the keys read last.
+`kid`, several at once during a rotation. The edge reads the set before serving and again every
+`REFRESH_S` in the background (`Jwks.refresh_forever`); a token check reads it when it is older than
+`REFRESH_S`, and at once when the token names a `kid` the set does not hold, at most every
+`UNKNOWN_KID_REFRESH_S` (a stream of tokens with made-up kids must not turn into a stream of fetches).
+Fetches are asynchronous (up to `FETCH_TIMEOUT_S`): only the checks that need the new set wait for
+it, and they share one fetch; the event loop goes on serving everyone else. A set that cannot be read
+keeps the keys read last.
 
 Rules:
 1. The algorithm comes from the key, never from the token alone: HS256 verifies only with the secrets,
@@ -20,6 +22,7 @@ Rules:
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -49,7 +52,7 @@ class Jwks:
     """Public keys by `kid`, read from a JWKS file or URL and kept fresh (see the module doc)."""
 
     def __init__(self, file: str = "", url: str = "", clock: Callable[[], float] = time.monotonic,
-                 transport: httpx.BaseTransport | None = None) -> None:
+                 transport: httpx.AsyncBaseTransport | None = None) -> None:
         if bool(file) == bool(url):
             raise ValueError("a JWKS comes from a file or a URL, not both")
         self._file, self._url = file, url
@@ -57,29 +60,55 @@ class Jwks:
         self._transport = transport
         self._keys: dict[str, PyJWK] = {}
         self._read_at = float("-inf")
-        self._refresh()
-        if not self._keys:
-            raise ValueError(f"no RS256 or ES256 key with a `kid` in the JWKS at {file or url}")
+        self._reading = asyncio.Lock()  # one read at a time: concurrent checks of one unknown kid share it
 
-    def key(self, kid: str) -> PyJWK:
-        age = self._clock() - self._read_at
-        if age >= REFRESH_S or (kid not in self._keys and age >= UNKNOWN_KID_REFRESH_S):
-            self._refresh()
+    @classmethod
+    async def load(cls, file: str = "", url: str = "", clock: Callable[[], float] = time.monotonic,
+                   transport: httpx.AsyncBaseTransport | None = None) -> Jwks:
+        """A set read once, which must hold a usable key (a configuration error otherwise)."""
+        jwks = cls(file, url, clock, transport)
+        await jwks.refresh()
+        if not jwks._keys:
+            raise ValueError(f"no RS256 or ES256 key with a `kid` in the JWKS at {file or url}")
+        return jwks
+
+    async def key(self, kid: str) -> PyJWK:
+        if self._due(kid):
+            async with self._reading:
+                if self._due(kid):  # unless the read this check waited for made it fresh
+                    await self._refresh()
         found = self._keys.get(kid)
         if found is None:
             raise ApiError("auth.invalid_token", f"no key with kid {kid!r}")
         return found
 
-    def _refresh(self) -> None:
-        self._read_at = self._clock()
+    async def refresh(self) -> None:
+        async with self._reading:
+            await self._refresh()
+
+    async def refresh_forever(self) -> None:
+        """Reads the set every `REFRESH_S`, so token checks find it fresh and do not wait (a task of the edge)."""
+        while True:
+            await asyncio.sleep(REFRESH_S)
+            await self.refresh()
+
+    def _due(self, kid: str) -> bool:
+        age = self._clock() - self._read_at
+        return age >= REFRESH_S or (kid not in self._keys and age >= UNKNOWN_KID_REFRESH_S)
+
+    async def _refresh(self) -> None:
         try:
-            document = json.loads(self._read())
+            document = json.loads(await self._read())
             keys = document["keys"]
             if not isinstance(keys, list):
                 raise TypeError("`keys` is not a list")
         except (OSError, httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
             log.warning("keeping %d JWKS key(s): reading %s failed (%r)", len(self._keys), self._file or self._url, exc)
             return
+        finally:
+            # Once the read is over, so the checks that waited for it find the set fresh; a failed read counts
+            # too (the rate limit).
+            self._read_at = self._clock()
         self._keys = {}
         for entry in keys:
             try:
@@ -90,11 +119,11 @@ class Jwks:
             if key.key_id and key.algorithm_name in ASYMMETRIC:
                 self._keys[key.key_id] = key
 
-    def _read(self) -> bytes:
+    async def _read(self) -> bytes:
         if self._file:
-            return Path(self._file).read_bytes()
-        with httpx.Client(transport=self._transport, timeout=FETCH_TIMEOUT_S) as client:
-            response = client.get(self._url)
+            return await asyncio.to_thread(Path(self._file).read_bytes)
+        async with httpx.AsyncClient(transport=self._transport, timeout=FETCH_TIMEOUT_S) as client:
+            response = await client.get(self._url)
             response.raise_for_status()
             return response.content
 
@@ -106,7 +135,7 @@ class TokenKeys:
         self.secrets = secrets
         self.jwks = jwks
 
-    def decode(self, token: str, **options: object) -> dict[str, object]:
+    async def decode(self, token: str, **options: object) -> dict[str, object]:
         """The verified claims; `options` go to `jwt.decode` (audience, issuer, leeway, required claims)."""
         try:
             header = jwt.get_unverified_header(token)
@@ -116,7 +145,7 @@ class TokenKeys:
         if alg in ASYMMETRIC and self.jwks is not None:
             if not isinstance(kid, str):
                 raise ApiError("auth.invalid_token", f"an {alg} token needs a `kid`")
-            key = self.jwks.key(kid)
+            key = await self.jwks.key(kid)
             if key.algorithm_name != alg:
                 raise ApiError("auth.invalid_token", f"key {kid!r} is for {key.algorithm_name}, not {alg}")
             return self._decode(token, [key.key], alg, options)

@@ -36,9 +36,9 @@ def _edge(request: Request) -> Edge:
     return edge
 
 
-def _principal(request: Request) -> Principal:
+async def _principal(request: Request) -> Principal:
     token = bearer_token(request.headers.get("authorization")) or request.query_params.get("token")
-    return _edge(request).auth.authenticate(token)
+    return await _edge(request).auth.authenticate(token)
 
 
 def _ready(edge: Edge) -> None:
@@ -68,7 +68,7 @@ def _cursor(request: Request) -> str:
 
 
 async def channel_presence(request: Request) -> Response:
-    principal = _principal(request)
+    principal = await _principal(request)
     channel = check_channel(request.path_params["channel"])
     principal.require_channel(channel)
     edge = _edge(request)
@@ -112,7 +112,7 @@ async def _channel_at(edge: Edge, channel: str, at: str) -> history.ChannelAt:
 
 
 async def user_presence(request: Request) -> Response:
-    principal = _principal(request)
+    principal = await _principal(request)
     edge = _edge(request)
     _ready(edge)
     # A user the caller may not read is answered as an unknown one (services/visibility.py).
@@ -124,7 +124,7 @@ async def user_presence(request: Request) -> Response:
 
 async def presence_query(request: Request) -> Response:
     """Bulk presence: the views of up to 500 users; unknown and unreadable ones alike in `not_found`."""
-    principal = _principal(request)
+    principal = await _principal(request)
     edge = _edge(request)
     if int(request.headers.get("content-length") or 0) > MAX_QUERY_BYTES:
         raise ApiError("request.too_large", f"the body exceeds {MAX_QUERY_BYTES} bytes")
@@ -142,7 +142,7 @@ async def presence_query(request: Request) -> Response:
 
 async def channels_list(request: Request) -> Response:
     """The channels with members that the caller's token allows, by channel id, a page at a time."""
-    principal = _principal(request)
+    principal = await _principal(request)
     edge = _edge(request)
     after, limit = _cursor(request), _limit(request)
     _ready(edge)
@@ -160,7 +160,7 @@ async def channels_list(request: Request) -> Response:
 
 async def user_timeline(request: Request) -> Response:
     """The caller's own sessions and status intervals, folded from its partition of the log."""
-    principal = _principal(request)
+    principal = await _principal(request)
     user_id = request.path_params["user_id"]
     if user_id != principal.user_id:
         raise ApiError("history.forbidden_user")
@@ -182,14 +182,14 @@ async def user_timeline(request: Request) -> Response:
 
 
 async def update_presence(request: Request) -> Response:
-    principal = _principal(request)
+    principal = await _principal(request)
     principal.require_user()
     return await _write_update(request, principal, principal.user_id)
 
 
 async def set_user_presence(request: Request) -> Response:
     """A service sets a user's presence on its behalf: the event names the service."""
-    principal = _principal(request)
+    principal = await _principal(request)
     principal.require_service()
     return await _write_update(request, principal, request.path_params["user_id"])
 
@@ -236,7 +236,7 @@ async def erase_user(request: Request) -> Response:
     """The caller asks to be erased: a `user.erased` in the log, answered 200 once this edge no longer
     shows the user, or 202 if the processor has not applied it within the write timeout (it will: the
     log has it; every edge then closes the user's sockets; docs/history.md#erasure)."""
-    principal = _principal(request)
+    principal = await _principal(request)
     principal.require_user()
     if request.path_params["user_id"] != principal.user_id:
         raise ApiError("presence.forbidden_user", "a user may erase only itself")

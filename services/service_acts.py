@@ -22,7 +22,7 @@ MAX_REASON_CHARS = 200
 async def force_offline(request: Request) -> Response:
     """`POST /realtime/users/{user_id}/presence/offline`: every connection of the user ends; every edge
     closes the user's sockets with `connection.forced_offline` once the processor applied it."""
-    principal = _principal(request)
+    principal = await _principal(request)
     principal.require_service()
     edge = _edge(request)
     reason = _reason(await request.body())

@@ -97,7 +97,7 @@ async def presence_socket(websocket: WebSocket) -> None:
     token = websocket.query_params.get("token") or bearer_token(websocket.headers.get("authorization"))
     try:
         _check_origin(websocket, edge)
-        principal = edge.auth.authenticate(token)
+        principal = await edge.auth.authenticate(token)
         if edge.connections_of(principal.user_id) >= edge.settings.max_connections_per_user:
             raise ApiError("limit.connections_per_user")
         device, metadata = _connect_params(websocket, edge)
@@ -339,7 +339,7 @@ class Session:
                 self.edge.watchers.unwatch(self, users)
                 self.reply({"type": "ack", "ref": ref})
             case Auth(token=token, ref=ref):
-                self._reauthenticate(token, ref)
+                await self._reauthenticate(token, ref)
             case Heartbeat():
                 pass  # liveness was already noted for every frame
 
@@ -357,10 +357,10 @@ class Session:
             "token_expires_at": self.principal.expires_at,
         }
 
-    def _reauthenticate(self, token: str, ref: object) -> None:
+    async def _reauthenticate(self, token: str, ref: object) -> None:
         """A fresh token of the same user (or service) replaces the socket's; a token that does not verify
         ends the socket like one at connect (`auth.invalid_token`)."""
-        principal = self.edge.auth.authenticate(token)
+        principal = await self.edge.auth.authenticate(token)
         if (principal.user_id, principal.service) != (self.principal.user_id, self.principal.service):
             raise ApiError("auth.user_mismatch", "the token is for another user than this socket's")
         self.principal = principal
