@@ -17,8 +17,10 @@ from typing import Any, Literal, TypeVar, Union, cast, get_args, get_origin
 import orjson
 
 from schemas.changes import CHANGE_TYPES, Change, ChannelView
-from schemas.events import EVENT_TYPES, SCHEMA_VERSION, Event, EventBatch
-from schemas.upcasters import BATCH_UPCASTERS, EVENT_UPCASTERS, upcaster
+from schemas.events import EVENT_SCHEMA_VERSION, EVENT_TYPES, SCHEMA_VERSION, USER_SCHEMA_VERSION, Event, EventBatch
+from schemas.snapshots import UserSnapshot
+from schemas.state import UserPresence
+from schemas.upcasters import BATCH_UPCASTERS, EVENT_UPCASTERS, USER_SNAPSHOT_UPCASTERS, USER_UPCASTERS, upcaster
 
 T = TypeVar("T")
 
@@ -72,7 +74,12 @@ def decode_change(raw: Any) -> Change:
 
 _POLYMORPHIC: dict[type, dict[str, type]] = {Event: EVENT_TYPES, Change: CHANGE_TYPES}
 # Records with older versions still read: raw records of those are upcast before decoding (schemas/upcasters.py).
-_UPCASTS = {Event: upcaster(EVENT_UPCASTERS), EventBatch: upcaster(BATCH_UPCASTERS)}
+_UPCASTS = {
+    Event: upcaster(EVENT_UPCASTERS, EVENT_SCHEMA_VERSION),
+    EventBatch: upcaster(BATCH_UPCASTERS, EVENT_SCHEMA_VERSION),
+    UserPresence: upcaster(USER_UPCASTERS, USER_SCHEMA_VERSION),
+    UserSnapshot: upcaster(USER_SNAPSHOT_UPCASTERS, USER_SCHEMA_VERSION),
+}
 
 # Decoding runs once per record on every hop, so each type hint is compiled once into a converter
 # (raw JSON value -> typed value). Error paths are relative and prefixed on the way out, so the

@@ -18,8 +18,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-SCHEMA_VERSION = 1  # of every other record (changes, states, views, snapshots)
+# Every record family's version, here in one place (docs/events.md#versioning; older versions decode
+# through schemas/upcasters.py).
+SCHEMA_VERSION = 1  # of every other record (changes, channel states, views, leases, channel snapshots)
 EVENT_SCHEMA_VERSION = 2  # of events and event batches
+USER_SCHEMA_VERSION = 2  # of user states (`UserPresence`) and the user snapshots that hold them
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -187,26 +190,11 @@ class UserErased(Event):
 class UserForcedOffline(Event):
     """Written by an edge when a service forced the user offline
     (`POST /realtime/users/{id}/presence/offline`): every connection of the user ends at once, as if
-    each closed cleanly; edges close the user's sockets with `connection.forced_offline`.
-
-    Its `event_id` is `user.forced_offline:{random hex}:{at}` (`forced_offline_id`): the user's state
-    remembers recent event ids, so an edge that reads it tells a forced end of a connection from a timeout.
-    """
+    each closed cleanly; edges close the user's sockets with `connection.forced_offline`, since the
+    user's state names the connections it ended (`UserPresence.forced_offline_connections`)."""
 
     type: ClassVar[str] = "user.forced_offline"
     reason: str | None = None
-
-
-def forced_offline_id(unique: str, at: int) -> str:
-    return f"{UserForcedOffline.type}:{unique}:{at}"
-
-
-def forced_offline_at(event_id: str) -> int | None:
-    """The time of the forced offline whose event id this is (None: not one)."""
-    prefix, _, at = event_id.rpartition(":")
-    if not prefix.startswith(f"{UserForcedOffline.type}:") or not at.isdigit():
-        return None
-    return int(at)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from schemas.events import SCHEMA_VERSION
+from schemas.events import SCHEMA_VERSION, USER_SCHEMA_VERSION
 from schemas.state import ChannelState, EdgeLease, UserPresence
 
 # Every record carries its `snapshot_id` in this Kafka header too, so a reader looking for one channel
@@ -51,4 +51,4 @@ class UserSnapshot:
     state: UserPresence | None = None
     lease: EdgeLease | None = None
     entries: int = 0  # in the closing record: how many user and lease records the snapshot holds
-    v: int = SCHEMA_VERSION
+    v: int = USER_SCHEMA_VERSION

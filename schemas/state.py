@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from schemas.changes import Member
-from schemas.events import SCHEMA_VERSION
+from schemas.events import SCHEMA_VERSION, USER_SCHEMA_VERSION
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -59,12 +59,15 @@ class UserPresence:
     idle: bool = False
     last_seen: int | None = None
     recent_event_ids: tuple[str, ...] = ()
+    # The connections the latest `user.forced_offline` that ended any ended (core rule 8): an edge that
+    # no longer sees one of its connections held tells a forced end from a timeout by it.
+    forced_offline_connections: tuple[str, ...] = ()
     applied_offset: int = -1  # the `presence.events` record whose event was applied last (-1: none) ...
     applied_index: int = -1  # ... and that event's place in the record's batch
     # Forgotten: no view, nothing but `last_seen` (the time of the forget) and the log position, kept
     # until the sweeper forgets it again one retention later, so a redo from before the forget skips.
     forgotten: bool = False
-    v: int = SCHEMA_VERSION
+    v: int = USER_SCHEMA_VERSION
 
     @property
     def online(self) -> bool:

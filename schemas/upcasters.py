@@ -11,8 +11,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from schemas.events import EVENT_SCHEMA_VERSION
-
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
 
 
@@ -26,11 +24,23 @@ def upcast_batch_v1_v2(raw: dict[str, Any]) -> dict[str, Any]:
     return {**raw, "v": 2}
 
 
+def upcast_user_v1_v2(raw: dict[str, Any]) -> dict[str, Any]:
+    """Version 2 added `forced_offline_connections`; version 1 did not keep them (it is empty)."""
+    return {**raw, "v": 2}
+
+
+def upcast_user_snapshot_v1_v2(raw: dict[str, Any]) -> dict[str, Any]:
+    """A user snapshot's state carries its own version: it is upcast when it is decoded."""
+    return {**raw, "v": 2}
+
+
 EVENT_UPCASTERS: dict[int, Upcaster] = {1: upcast_event_v1_v2}
 BATCH_UPCASTERS: dict[int, Upcaster] = {1: upcast_batch_v1_v2}
+USER_UPCASTERS: dict[int, Upcaster] = {1: upcast_user_v1_v2}
+USER_SNAPSHOT_UPCASTERS: dict[int, Upcaster] = {1: upcast_user_snapshot_v1_v2}
 
 
-def upcaster(steps: dict[int, Upcaster], current: int = EVENT_SCHEMA_VERSION) -> Upcaster:
+def upcaster(steps: dict[int, Upcaster], current: int) -> Upcaster:
     """The function that brings a raw record of any known version to `current`; others are left as
     they are (the codec then rejects their version)."""
 

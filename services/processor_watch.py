@@ -13,8 +13,8 @@ when it started, decodes only the records of users with a connection here, and l
    network), or its state was lost. The fold ignores every later event of that connection, so the
    edge closes its socket with `connection.timed_out` instead of acknowledging frames that change
    nothing; the client reconnects and is online again. Or a service forced the user offline
-   (`user.forced_offline`): the state names it among its recent event ids (`forced_offline_at`), at
-   or after the connection opened; the edge closes the socket with `connection.forced_offline`, and
+   (`user.forced_offline`): the state names it among the connections that ended
+   (`forced_offline_connections`); the edge closes the socket with `connection.forced_offline`, and
    the client must not reconnect by itself.
 
 Rules:
@@ -42,7 +42,6 @@ from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
 
 from schemas.codec import DecodeError, decode
-from schemas.events import forced_offline_at
 from schemas.state import Connection, EdgeLease, UserPresence
 from schemas.topics import LEASES_CHANGELOG, USERS_CHANGELOG
 from services.broker import group_less_reader
@@ -58,7 +57,7 @@ GoneCause = Literal["timed_out", "forced_offline"]
 @dataclass(slots=True)
 class _Held:
     on_gone: Callable[[GoneCause], None]
-    opened_at: int | None = None  # as the processor holds it; set once a state held it (rule 1)
+    seen_held: bool = False  # a state held it (rule 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,16 +94,14 @@ class HeldConnections:
         for connection_id, entry in held.items():
             connection = present.get(connection_id)
             if connection is not None:
-                entry.opened_at = connection.opened_at
+                entry.seen_held = True
                 still[connection_id] = connection
-            elif entry.opened_at is not None:
+            elif entry.seen_held:
                 gone.append(connection_id)
-        forced = [at for at in map(forced_offline_at, state.recent_event_ids) if at is not None]
         for connection_id in gone:
             entry = held[connection_id]
             self.release(state.user_id, connection_id)
-            opened_at = entry.opened_at or 0
-            entry.on_gone("forced_offline" if any(at >= opened_at for at in forced) else "timed_out")
+            entry.on_gone("forced_offline" if connection_id in state.forced_offline_connections else "timed_out")
         return Verdict(still, gone)
 
 

@@ -10,7 +10,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from schemas.events import UserForcedOffline, forced_offline_id
+from schemas.events import UserForcedOffline
 from services import representation
 from services.errors import ApiError
 from services.event_log import new_id, now_ms
@@ -28,7 +28,7 @@ async def force_offline(request: Request) -> Response:
     reason = _reason(await request.body())
     at = now_ms()
     event = UserForcedOffline(
-        event_id=forced_offline_id(new_id(), at), user_id=request.path_params["user_id"],
+        event_id=new_id(), user_id=request.path_params["user_id"],
         connection_id=f"rest:{edge.settings.edge_id}", edge_id=edge.settings.edge_id, at=at,
         service=principal.service, reason=reason,
     )

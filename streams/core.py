@@ -23,7 +23,10 @@ Rules this module obeys:
    leaves the marker, so no stray event shows the user again; one that would (a new connection, an
    update) starts the user afresh.
 8. A user a service forced offline (`user.forced_offline`) loses every connection at once, each as if
-   it closed cleanly: offline, last seen at the event, a "leave" from every channel.
+   it closed cleanly: offline, last seen at the event, a "leave" from every channel. The state names
+   the connections it ended (`forced_offline_connections`), so an edge tells that end from a timeout;
+   they stay named until a later forced offline ends others (one that ends none changes nothing), or
+   the user is forgotten or erased (a marker, or a fresh state, names none).
 """
 
 from __future__ import annotations
@@ -282,10 +285,13 @@ def _closed(state: UserPresence, e: ConnectionClosed) -> UserPresence:
 
 
 def _forced_offline(state: UserPresence, e: UserForcedOffline) -> UserPresence:
-    """Every connection closed at `at` (rule 8)."""
-    for connection in state.connections:
-        state = _without(state, connection.connection_id, last_seen=e.at)
-    return state
+    """Every connection closed at `at`, and named as ended by force (rule 8)."""
+    ended = tuple(c.connection_id for c in state.connections)
+    if not ended:
+        return state
+    for connection_id in ended:
+        state = _without(state, connection_id, last_seen=e.at)
+    return evolve(state, forced_offline_connections=ended)
 
 
 def _dropped(state: UserPresence, e: ConnectionDropped) -> UserPresence:

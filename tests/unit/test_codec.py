@@ -12,13 +12,15 @@ from schemas.codec import DecodeError, decode, decode_change, decode_event, enco
 from schemas.events import (
     EVENT_SCHEMA_VERSION,
     SCHEMA_VERSION,
+    USER_SCHEMA_VERSION,
     ChannelJoined,
     ConnectionOpened,
     Event,
     EventBatch,
     Heartbeat,
 )
-from schemas.state import Connection, UserPresence
+from schemas.snapshots import UserSnapshot
+from schemas.state import ChannelState, Connection, UserPresence
 
 T0 = 1_700_000_000_000
 
@@ -183,9 +185,23 @@ def test_version_must_be_the_integer_1(version: Any) -> None:
         from_builtins({"user_id": "u1", "v": version}, UserPresence)
 
 
-def test_missing_version_reads_as_version_1() -> None:
+def test_missing_version_reads_as_the_current_version() -> None:
     # `v` has a default, so it is optional on the way in; writers always write it.
-    assert decode(b'{"user_id": "u1"}', UserPresence).v == SCHEMA_VERSION
+    assert decode(b'{"user_id": "u1"}', UserPresence).v == USER_SCHEMA_VERSION
+    assert decode(b'{"channel": "lobby"}', ChannelState).v == SCHEMA_VERSION
+
+
+def test_version_1_user_states_are_upcast_to_version_2() -> None:
+    v1 = {"user_id": "u1", "recent_event_ids": ["e1"], "v": 1}
+    decoded = decode(orjson.dumps(v1), UserPresence)
+    assert decoded == UserPresence(user_id="u1", recent_event_ids=("e1",), forced_offline_connections=())
+    assert decoded.v == USER_SCHEMA_VERSION == 2
+
+
+def test_version_1_user_snapshots_are_upcast_with_their_state() -> None:
+    v1 = {"snapshot_id": "s", "partition": 0, "position": 7, "at": T0, "state": {"user_id": "u1", "v": 1}, "v": 1}
+    decoded = decode(orjson.dumps(v1), UserSnapshot)
+    assert decoded.v == USER_SCHEMA_VERSION and decoded.state == UserPresence(user_id="u1")
 
 
 def test_tagged_records_decode_through_their_base() -> None:

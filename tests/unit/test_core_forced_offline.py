@@ -4,16 +4,16 @@ ends at once, as a clean close of each; the replay folds it like the live proces
 from __future__ import annotations
 
 from schemas.changes import MemberLeft, UserWentOffline
-from schemas.events import EventBatch, UserForcedOffline, forced_offline_at, forced_offline_id
+from schemas.events import EventBatch, UserForcedOffline
 from streams.core import apply, user_view
 from streams.replay import Tables, state_hash
 from streams.timeline import end_reason
-from tests.unit.test_core import closed, heartbeat, joined, opened, run, typing_started
-from tests.unit.test_core_erase import present
+from tests.unit.test_core import closed, heartbeat, joined, opened, run, timed_out, typing_started
+from tests.unit.test_core_erase import erased, present
 
 
-def forced(at: int, user: str = "u", unique: str = "f1") -> UserForcedOffline:
-    return UserForcedOffline(event_id=forced_offline_id(unique, at), user_id=user, connection_id="rest:edge-1",
+def forced(at: int, user: str = "u", eid: str | None = None) -> UserForcedOffline:
+    return UserForcedOffline(event_id=eid or f"forced@{at}", user_id=user, connection_id="rest:edge-1",
                              edge_id="edge-1", at=at, service="backend", reason="suspended")
 
 
@@ -57,11 +57,26 @@ def test_the_user_comes_back_with_a_new_connection() -> None:
     assert [c.connection_id for c in state.connections] == ["c2"]  # the old connection's heartbeat is stray
 
 
-def test_the_event_id_names_its_time() -> None:
-    assert forced_offline_at(forced_offline_id("ab12", 1_700_000_000_123)) == 1_700_000_000_123
-    assert forced_offline_at("user.forced_offline:ab12:soon") is None
-    assert forced_offline_at("connection.timed_out:u:c:1700000000000") is None
-    assert forced_offline_at("9c8b7a6f5e4d43c2b1a09f8e7d6c5b4a") is None
+def test_the_state_names_the_connections_it_ended() -> None:
+    after, _ = apply(present(), forced(2_000))
+    assert after is not None and after.forced_offline_connections == ("c1", "c2")
+
+
+def test_they_stay_named_until_a_forced_offline_ends_others() -> None:
+    # Back on c3, which times out: c3 is not named, so an edge tells its end from a forced one.
+    state, _ = run(opened("c1", 1_000), forced(2_000), opened("c3", 3_000), timed_out("c3", 40_000))
+    assert (state.connections, state.forced_offline_connections) == ((), ("c1",))
+    # A forced offline that ends nothing changes nothing; one that ends c4 names c4 alone.
+    again, _ = run(forced(41_000), opened("c4", 42_000), forced(43_000), state=state)
+    assert again.forced_offline_connections == ("c4",)
+
+
+def test_a_forgotten_or_erased_user_starts_with_none_named() -> None:
+    state, _ = run(opened("c1", 1_000), forced(2_000))
+    marker, _ = apply(state, erased(3_000))
+    assert marker is not None and marker.forgotten and marker.forced_offline_connections == ()
+    back, _ = run(opened("c2", 4_000), state=marker)
+    assert back.forced_offline_connections == ()
 
 
 def test_the_replay_folds_it_into_its_hash() -> None:
@@ -71,6 +86,7 @@ def test_the_replay_folds_it_into_its_hash() -> None:
     forced_out.fold(0, 0, EventBatch(events=(*log, forced(100))))
 
     assert forced_out.users["u"].connections == () and forced_out.channels["room"].members == ()
+    assert forced_out.users["u"].forced_offline_connections == ("c1",)
     assert state_hash(live.users.values(), live.channels.values()) != state_hash(
         forced_out.users.values(), forced_out.channels.values())
 

@@ -43,11 +43,11 @@ TOPIC_SCHEMAS = {
     "presence.users": "user-view.v1.json",
     "presence.dead-letters": "dead-letter.v1.json",
     "presence.probes": "probe-answer.v1.json",
-    "presence-users-changelog": "user-presence.v1.json",
+    "presence-users-changelog": "user-presence.v2.json",
     "presence-channels-changelog": "channel-state.v1.json",
     "presence-leases-changelog": "edge-lease.v1.json",
     "presence.channel-snapshots": "channel-snapshot.v1.json",
-    "presence.user-snapshots": "user-snapshot.v1.json",
+    "presence.user-snapshots": "user-snapshot.v2.json",
     "presence.erasures": "user-erasure.v1.json",
 }
 
@@ -59,16 +59,20 @@ FILES: dict[str, tuple[type, tuple[type, ...]]] = {
     "user-view.v1.json": (UserView, (UserView,)),
     "dead-letter.v1.json": (DeadLetter, (DeadLetter,)),
     "probe-answer.v1.json": (ProbeAnswered, (ProbeAnswered,)),
-    "user-presence.v1.json": (UserPresence, (UserPresence, Connection)),
+    "user-presence.v2.json": (UserPresence, (UserPresence, Connection)),
     "channel-state.v1.json": (ChannelState, (ChannelState, Member, AppliedSource)),
     "edge-lease.v1.json": (EdgeLease, (EdgeLease,)),
     "channel-snapshot.v1.json": (ChannelSnapshot, (ChannelSnapshot, ChannelState, Member, AppliedSource)),
-    "user-snapshot.v1.json": (UserSnapshot, (UserSnapshot, UserPresence, Connection, EdgeLease)),
+    "user-snapshot.v2.json": (UserSnapshot, (UserSnapshot, UserPresence, Connection, EdgeLease)),
     "user-erasure.v1.json": (UserErasure, (UserErasure,)),
 }
 # Schema files of older versions, kept for the records of those versions the log still holds: the golden
 # samples of each must validate against them and decode through the upcasters (schemas/upcasters.py).
-SUPERSEDED: dict[str, type] = {"event-batch.v1.json": EventBatch}
+SUPERSEDED: dict[str, type] = {
+    "event-batch.v1.json": EventBatch,
+    "user-presence.v1.json": UserPresence,
+    "user-snapshot.v1.json": UserSnapshot,
+}
 # Tagged unions: records are decoded through their base, which dispatches on `type`.
 UNIONS: dict[type, dict[str, type]] = {Event: EVENT_TYPES, Change: CHANGE_TYPES}
 RECORDS = [(name, cls) for name, (_, classes) in FILES.items() for cls in classes]
@@ -367,7 +371,7 @@ def test_unknown_or_missing_type_tag_is_rejected(name: str, cls: type) -> None:
 
 def test_codec_rejects_a_dict_value_of_the_wrong_type() -> None:
     raw = {**to_builtins(sample(UserPresence, True)), "channel_since": {"lobby": "yesterday"}}
-    assert_rejected("user-presence.v1.json", UserPresence, raw, "channel_since")
+    assert_rejected("user-presence.v2.json", UserPresence, raw, "channel_since")
 
 
 # Generated records.

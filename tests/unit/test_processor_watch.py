@@ -4,7 +4,6 @@ still holds, with what timeout, and which it no longer holds (defect B, docs/rel
 from __future__ import annotations
 
 from schemas.codec import encode
-from schemas.events import forced_offline_id
 from schemas.state import Connection, EdgeLease, UserPresence
 from services.processor_watch import HeldConnections, ProcessorWatch
 
@@ -35,15 +34,23 @@ def test_a_connection_ended_by_a_forced_offline_is_told_from_a_timeout() -> None
     for connection_id in ("a1", "a2"):
         held.hold("ada", connection_id, lambda cause, c=connection_id: causes.append((c, cause)))
     held.judge(state("ada", connection("a1", opened_at=8), connection("a2", opened_at=9)))
-    # The sweeper times a1 out; a forced offline from before both opened (at 7) is no cause of that.
-    timed_out = UserPresence(user_id="ada", connections=(connection("a2", opened_at=9),),
-                             recent_event_ids=(forced_offline_id("x", 7),))
-    held.judge(timed_out)
-    forced = UserPresence(user_id="ada", recent_event_ids=(forced_offline_id("x", 7), forced_offline_id("y", 12),
-                                                           "e-1"))
-    held.judge(forced)
+    # The sweeper times a1 out; a forced offline before both opened ended a0 only: no cause of that.
+    held.judge(UserPresence(user_id="ada", connections=(connection("a2", opened_at=9),),
+                            forced_offline_connections=("a0",)))
+    held.judge(UserPresence(user_id="ada", forced_offline_connections=("a2",)))
 
     assert causes == [("a1", "timed_out"), ("a2", "forced_offline")]
+
+
+def test_a_forced_offline_of_the_connections_before_a_reconnect_does_not_name_the_new_one() -> None:
+    held, causes = HeldConnections(), []
+    held.hold("ada", "a3", lambda cause: causes.append(cause))
+    # Forced offline at 10 ended a1 and a2; a3 opened at 20 after it, and later times out.
+    held.judge(UserPresence(user_id="ada", connections=(connection("a3", opened_at=20),),
+                            forced_offline_connections=("a1", "a2")))
+    held.judge(UserPresence(user_id="ada", forced_offline_connections=("a1", "a2")))
+
+    assert causes == ["timed_out"]
 
 
 def test_states_from_before_the_open_was_applied_close_nothing() -> None:
