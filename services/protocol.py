@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 import orjson
 
@@ -131,7 +131,7 @@ def parse_frame(text: str, limits: Limits) -> Command:
     body = _json_object(text, limits.max_bytes)
     kind = body.pop("type", None)
     ref = body.pop("ref", None)
-    if ref is not None and (isinstance(ref, bool) or not isinstance(ref, str | int)):
+    if not _is_ref(ref):
         raise ApiError("request.invalid", "`ref` must be a string or an integer")
     if not isinstance(kind, str):
         raise ApiError("request.invalid", "`type` is missing or not a string")
@@ -139,6 +139,23 @@ def parse_frame(text: str, limits: Limits) -> Command:
     if parse is None:
         raise ApiError("request.unknown_type", f"unknown frame type {kind!r}")
     return parse(body, limits, ref)
+
+
+def frame_ref(text: str | None, limits: Limits) -> Ref:
+    """The `ref` of a frame that did not parse, to echo on its error: None unless the frame is a JSON
+    object (within the size limit) whose `ref` is valid."""
+    if text is None or len(text.encode()) > limits.max_bytes:
+        return None
+    try:
+        body = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return None
+    ref = body.get("ref") if isinstance(body, dict) else None
+    return ref if _is_ref(ref) else None
+
+
+def _is_ref(value: object) -> TypeGuard[Ref]:
+    return value is None or (isinstance(value, str | int) and not isinstance(value, bool))
 
 
 def _resumable(cls: type[Join | Subscribe]) -> Callable[[dict[str, Any], Limits, Ref], Command]:

@@ -64,6 +64,7 @@ from services.protocol import (
     Watch,
     check_device,
     check_metadata,
+    frame_ref,
     parse_frame,
 )
 from services.updates import update_event
@@ -262,6 +263,7 @@ class Session:
             # Any frame shows the connection is alive; anything but a heartbeat shows the user is active.
             at = now_ms()
             self.edge.liveness.touch(self.connection_id, at, active=False)
+            command: Command | None = None
             try:
                 self._rate.take()
                 if text is None:
@@ -276,7 +278,8 @@ class Session:
                     self._expel(exc)
                     return False
                 metrics.ERRORS.labels(exc.error.code).inc()
-                self.reply({"type": "error", **exc.body()})
+                ref = command.ref if command is not None else frame_ref(text, self.edge.limits)
+                self.reply({"type": "error", **exc.body(), **({"ref": ref} if ref is not None else {})})
 
     async def _handle(self, command: Command) -> None:
         metrics.FRAMES_IN.labels(type(command).__name__.lower()).inc()

@@ -61,3 +61,24 @@ async def test_large_channels_get_batched_frames(connect, channel: str) -> None:
         await observer.next(lambda f: f["type"] in ("presence.diff", "presence.batch")
                             and f["occupancy"] == len(members), timeout_s=15)
         assert len(observer.members(channel)) == len(members)
+
+
+async def test_an_error_frame_echoes_the_ref_of_the_frame_it_answers(connect, channel: str) -> None:
+    client = await connect(f"ref-{uuid.uuid4().hex[:6]}")
+    async with heartbeating(client):
+        before = len(client.frames)
+        await client.send(type="update", status="sleeping", ref=7)  # refused while parsed
+        bad_update = await client.error(after=before)
+        before = len(client.frames)
+        await client.send(type="leave", channel=channel, ref="l1")  # refused while handled
+        not_joined = await client.error(after=before)
+        before = len(client.frames)
+        await client.send_raw('{"type":"update","status":"away","ref":8')  # malformed JSON: no ref to read
+        malformed = await client.error(after=before)
+        before = len(client.frames)
+        await client.send(type="update", status="away", ref=True)  # a bool is no ref
+        bool_ref = await client.error(after=before)
+    assert (bad_update["code"], bad_update["ref"]) == ("presence.unknown_status", 7)
+    assert (not_joined["code"], not_joined["ref"]) == ("channel.not_joined", "l1")
+    assert malformed["code"] == "request.malformed_json" and "ref" not in malformed
+    assert bool_ref["code"] == "request.invalid" and "ref" not in bool_ref

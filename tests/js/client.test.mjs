@@ -221,6 +221,19 @@ test("setStatus resolves with the event id; an error frame rejects the oldest re
   client.close();
 });
 
+test("an error frame with a ref rejects the request it names, not the oldest", async () => {
+  const [client, socket] = await opened();
+  const first = client.setStatus("busy");
+  const firstRef = socket.last("update").ref;
+  const second = client.setStatus("sleeping");
+  socket.receive({ type: "error", code: "presence.unknown_status", message: "unknown", retriable: false,
+    ref: socket.last("update").ref });
+  await assert.rejects(second, (error) => error.code === "presence.unknown_status");
+  socket.receive({ type: "ack", ref: firstRef, event_id: "e1" });
+  assert.equal(await first, "e1");
+  client.close();
+});
+
 test("typing.start is throttled on the client", async () => {
   let now = 0;
   const [client, socket] = await opened({ now: () => now });

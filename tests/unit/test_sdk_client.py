@@ -227,7 +227,7 @@ async def test_updates_answer_their_ack_and_errors_raise_by_code() -> None:
         assert update == {"type": "update", "status": "busy", "status_text": "In a call", "expires_in_s": 60,
                           "ref": update["ref"]}
         await conn.send(type="ack", ref=update["ref"], event_id="e1")
-        await conn.expect("update")  # the edge does not echo ref on errors: the oldest request gets it
+        await conn.expect("update")  # an error without ref: the oldest request gets it
         await conn.send(type="error", code="presence.unknown_status", message="unknown", retriable=False)
         update = await conn.expect("update")
         await conn.send(type="error", code="request.too_large", message="big", retriable=False, ref=update["ref"])
@@ -240,6 +240,23 @@ async def test_updates_answer_their_ack_and_errors_raise_by_code() -> None:
         assert raised.value.code == "presence.unknown_status"
         with pytest.raises(PresenceError, match="request.too_large"):
             await client.set_metadata({"big": "x"})
+
+
+async def test_an_error_with_a_ref_raises_in_the_request_it_names() -> None:
+    async def script(conn: Conn) -> None:
+        await conn.welcome()
+        sent = {frame["status"]: frame["ref"] for frame in (await conn.expect("update"), await conn.expect("update"))}
+        await conn.send(type="error", code="presence.unknown_status", message="unknown", retriable=False,
+                        ref=sent["sleeping"])
+        await conn.send(type="ack", ref=sent["busy"], event_id="e1")
+        await conn.hold()
+
+    async with fake_edge(script) as edge, connect(edge.url, token="t1") as client:
+        busy = asyncio.create_task(client.set_status("busy"))
+        sleeping = asyncio.create_task(client.set_status("sleeping"))
+        with pytest.raises(PresenceError, match="presence.unknown_status"):
+            await sleeping
+        assert await busy == "e1"
 
 
 async def test_heartbeats_go_out_at_the_welcomes_interval() -> None:

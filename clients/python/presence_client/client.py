@@ -9,9 +9,9 @@ by `ref`, reconnects that resume every channel, and the REST reads.
 - Closes that end the client: 4403 (origin), 4409 (a service forced the user offline: reconnecting
   would undo it), 4401 (token refused or expired) unless a `token_provider` can give a new token.
   With a provider, the client also re-authenticates the open socket on `auth.expiring`.
-- The edge does not echo `ref` on `error` frames (docs/api.md); it handles a socket's frames one at
-  a time, so an error without `ref` answers the oldest request still waiting. Errors that close the
-  socket answer no request: they say why it closed.
+- An `error` frame answers the request its `ref` names (docs/api.md); the edge handles a socket's
+  frames one at a time, so an error without `ref` answers the oldest request still waiting. Errors
+  that close the socket answer no request: they say why it closed.
 """
 
 from __future__ import annotations
