@@ -5,8 +5,9 @@
 // 1. A channel's presence is a fold of its frames in `seq` order (ChannelPresence, pure, no I/O):
 //    a snapshot replaces it, a diff or batch applies only on the view it follows, an old one is
 //    ignored, and a gap is answered by subscribing again without `since` (a fresh snapshot).
-// 2. One request, at most one answer: answers carry the request's `ref`, error frames too (an error
-//    without one answers the oldest request still waiting). An error sent just before the edge
+// 2. One request, at most one answer: answers carry the request's `ref`, error frames too; an error
+//    without one answers no request (it is about a frame sent without a ref, such as typing.start)
+//    and is dispatched as an `error` event. An error sent just before the edge
 //    closes the socket (CLOSING_CODES) answers no request: it says why the socket closed.
 // 3. A socket that ends is reopened with full-jitter exponential backoff and every channel resumed
 //    with `since`; a request made or unanswered meanwhile is sent on the next socket. Except after 4403 (origin), 4409 (forced offline), and 4401 (token) when there is
@@ -361,8 +362,7 @@ export class PresenceClient extends EventTarget {
     const error = new PresenceError(frame.code, frame.message, frame.retriable);
     this._lastError = error;
     if (CLOSING_CODES.has(error.code)) return; // the close follows; `close` or `reconnecting` carries it
-    const byRef = frame.ref !== undefined && frame.ref !== null;
-    const index = byRef ? this._pending.findIndex((p) => p.ref === frame.ref) : 0;
+    const index = frame.ref === undefined ? -1 : this._pending.findIndex((p) => p.ref === frame.ref);
     const [waiting] = index < 0 ? [] : this._pending.splice(index, 1);
     if (waiting !== undefined) waiting.reject(error);
     else this._emit("error", { error });

@@ -208,7 +208,7 @@ test("4401 with a tokenProvider reconnects with a fresh token; auth.expiring re-
   client.close();
 });
 
-test("setStatus resolves with the event id; an error frame rejects the oldest request as a PresenceError", async () => {
+test("setStatus resolves with the event id; an error frame with its ref rejects it as a PresenceError", async () => {
   const [client, socket] = await opened();
   const ok = client.setStatus("busy", { text: "In a call" });
   const sent = socket.last("update");
@@ -216,8 +216,21 @@ test("setStatus resolves with the event id; an error frame rejects the oldest re
   socket.receive({ type: "ack", ref: sent.ref, event_id: "e1" });
   assert.equal(await ok, "e1");
   const bad = client.setStatus("sleeping");
-  socket.receive({ type: "error", code: "presence.unknown_status", message: "unknown", retriable: false });
+  socket.receive({ type: "error", code: "presence.unknown_status", message: "unknown", retriable: false,
+    ref: socket.last("update").ref });
   await assert.rejects(bad, (error) => error instanceof PresenceError && error.code === "presence.unknown_status");
+  client.close();
+});
+
+test("an error frame without a ref rejects no request: it is an error event", async () => {
+  const [client, socket] = await opened();
+  const waiting = client.setStatus("busy");
+  const errors = [];
+  client.addEventListener("error", (event) => errors.push(event.detail.error.code));
+  socket.receive({ type: "error", code: "channel.not_joined", message: "typing needs a join", retriable: false });
+  assert.deepEqual(errors, ["channel.not_joined"]);
+  socket.receive({ type: "ack", ref: socket.last("update").ref, event_id: "e2" });
+  assert.equal(await waiting, "e2");
   client.close();
 });
 

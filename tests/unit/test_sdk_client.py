@@ -227,8 +227,10 @@ async def test_updates_answer_their_ack_and_errors_raise_by_code() -> None:
         assert update == {"type": "update", "status": "busy", "status_text": "In a call", "expires_in_s": 60,
                           "ref": update["ref"]}
         await conn.send(type="ack", ref=update["ref"], event_id="e1")
-        await conn.expect("update")  # an error without ref: the oldest request gets it
-        await conn.send(type="error", code="presence.unknown_status", message="unknown", retriable=False)
+        update = await conn.expect("update")
+        await conn.send(type="error", code="channel.not_joined", message="no ref: answers nothing", retriable=False)
+        await conn.send(type="error", code="presence.unknown_status", message="unknown", retriable=False,
+                        ref=update["ref"])
         update = await conn.expect("update")
         await conn.send(type="error", code="request.too_large", message="big", retriable=False, ref=update["ref"])
         await conn.hold()

@@ -9,9 +9,9 @@ by `ref`, reconnects that resume every channel, and the REST reads.
 - Closes that end the client: 4403 (origin), 4409 (a service forced the user offline: reconnecting
   would undo it), 4401 (token refused or expired) unless a `token_provider` can give a new token.
   With a provider, the client also re-authenticates the open socket on `auth.expiring`.
-- An `error` frame answers the request its `ref` names (docs/api.md); the edge handles a socket's
-  frames one at a time, so an error without `ref` answers the oldest request still waiting. Errors
-  that close the socket answer no request: they say why it closed.
+- An `error` frame answers the request its `ref` names (docs/api.md); one without `ref` is about a
+  frame sent without one (typing, heartbeat) and answers no request: it is logged. Errors that close
+  the socket answer no request either: they say why it closed.
 """
 
 from __future__ import annotations
@@ -426,8 +426,8 @@ class Client:
         if error.code in CLOSING_CODES:
             session.closing_error = error
             return
-        future = session.pending.get(ref) if isinstance(ref, int) else next(
-            (f for f in session.pending.values() if not f.done()), None)
+        # An error without a ref is about a frame sent without one (typing, heartbeat): no request waits for it.
+        future = session.pending.get(ref) if ref is not None else None
         if future is not None and not future.done():
             future.set_exception(error)
         else:
