@@ -31,14 +31,14 @@ HISTORY_READS = asyncio.Semaphore(4)
 IDEMPOTENCY_NAMESPACE = uuid.UUID("6f6c3a52-8e0e-4d6e-9a43-1b0f5f0c9b1e")
 
 
-def _edge(request: Request) -> Edge:
+def edge_of(request: Request) -> Edge:
     edge: Edge = request.app.state.edge
     return edge
 
 
-async def _principal(request: Request) -> Principal:
+async def principal_of(request: Request) -> Principal:
     token = bearer_token(request.headers.get("authorization")) or request.query_params.get("token")
-    return await _edge(request).auth.authenticate(token)
+    return await edge_of(request).auth.authenticate(token)
 
 
 def _ready(edge: Edge) -> None:
@@ -68,10 +68,10 @@ def _cursor(request: Request) -> str:
 
 
 async def channel_presence(request: Request) -> Response:
-    principal = await _principal(request)
+    principal = await principal_of(request)
     channel = check_channel(request.path_params["channel"])
     principal.require_channel(channel)
-    edge = _edge(request)
+    edge = edge_of(request)
     # Every parameter is checked, also those that `count_only` makes moot: a bad one is an error either way.
     count_only = _flag(request, "count_only", False)
     include_metadata = _flag(request, "include_metadata", True)
@@ -112,8 +112,8 @@ async def _channel_at(edge: Edge, channel: str, at: str) -> history.ChannelAt:
 
 
 async def user_presence(request: Request) -> Response:
-    principal = await _principal(request)
-    edge = _edge(request)
+    principal = await principal_of(request)
+    edge = edge_of(request)
     _ready(edge)
     # A user the caller may not read is answered as an unknown one (services/visibility.py).
     view = visibility.readable_view(principal, request.path_params["user_id"], edge.read_model)
@@ -124,8 +124,8 @@ async def user_presence(request: Request) -> Response:
 
 async def presence_query(request: Request) -> Response:
     """Bulk presence: the views of up to 500 users; unknown and unreadable ones alike in `not_found`."""
-    principal = await _principal(request)
-    edge = _edge(request)
+    principal = await principal_of(request)
+    edge = edge_of(request)
     if int(request.headers.get("content-length") or 0) > MAX_QUERY_BYTES:
         raise ApiError("request.too_large", f"the body exceeds {MAX_QUERY_BYTES} bytes")
     user_ids = parse_query_body(await request.body())
@@ -142,8 +142,8 @@ async def presence_query(request: Request) -> Response:
 
 async def channels_list(request: Request) -> Response:
     """The channels with members that the caller's token allows, by channel id, a page at a time."""
-    principal = await _principal(request)
-    edge = _edge(request)
+    principal = await principal_of(request)
+    edge = edge_of(request)
     after, limit = _cursor(request), _limit(request)
     _ready(edge)
     # The smallest ids after the cursor: one pass over the channels, no sort of them all.
@@ -160,7 +160,7 @@ async def channels_list(request: Request) -> Response:
 
 async def user_timeline(request: Request) -> Response:
     """The caller's own sessions and status intervals, folded from its partition of the log."""
-    principal = await _principal(request)
+    principal = await principal_of(request)
     user_id = request.path_params["user_id"]
     if user_id != principal.user_id:
         raise ApiError("history.forbidden_user")
@@ -169,7 +169,7 @@ async def user_timeline(request: Request) -> Response:
         from_ms, to_ms = timeline_reader.window(query.get("from"), query.get("to"), now_ms())
     except ValueError as exc:
         raise ApiError("request.invalid", str(exc)) from None
-    settings = _edge(request).settings
+    settings = edge_of(request).settings
     try:
         async with HISTORY_READS:
             timeline = await timeline_reader.user_timeline(settings.bootstrap_servers, settings.partitions, user_id,
@@ -182,20 +182,20 @@ async def user_timeline(request: Request) -> Response:
 
 
 async def update_presence(request: Request) -> Response:
-    principal = await _principal(request)
+    principal = await principal_of(request)
     principal.require_user()
     return await _write_update(request, principal, principal.user_id)
 
 
 async def set_user_presence(request: Request) -> Response:
     """A service sets a user's presence on its behalf: the event names the service."""
-    principal = await _principal(request)
+    principal = await principal_of(request)
     principal.require_service()
     return await _write_update(request, principal, request.path_params["user_id"])
 
 
 async def _write_update(request: Request, principal: Principal, user_id: str) -> Response:
-    edge = _edge(request)
+    edge = edge_of(request)
     max_bytes = edge.settings.max_body_bytes
     if int(request.headers.get("content-length") or 0) > max_bytes:
         raise ApiError("request.too_large", f"the body exceeds {max_bytes} bytes")
@@ -236,11 +236,11 @@ async def erase_user(request: Request) -> Response:
     """The caller asks to be erased: a `user.erased` in the log, answered 200 once this edge no longer
     shows the user, or 202 if the processor has not applied it within the write timeout (it will: the
     log has it; every edge then closes the user's sockets; docs/history.md#erasure)."""
-    principal = await _principal(request)
+    principal = await principal_of(request)
     principal.require_user()
     if request.path_params["user_id"] != principal.user_id:
         raise ApiError("presence.forbidden_user", "a user may erase only itself")
-    edge = _edge(request)
+    edge = edge_of(request)
     event = UserErased(event_id=new_id(), user_id=principal.user_id, connection_id=f"rest:{edge.settings.edge_id}",
                        edge_id=edge.settings.edge_id, at=now_ms())
     await edge.log.write(event)
@@ -258,7 +258,7 @@ async def healthz(request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
-    edge = _edge(request)
+    edge = edge_of(request)
     _ready(edge)
     if unanswered := edge.readiness.unanswered(now_ms()):
         raise ApiError("service.not_ready", f"the processor has not answered probes of partitions {unanswered}")

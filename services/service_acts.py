@@ -14,7 +14,7 @@ from schemas.events import UserForcedOffline
 from services import representation
 from services.errors import ApiError
 from services.event_log import new_id, now_ms
-from services.rest import _edge, _principal
+from services.rest import edge_of, principal_of
 
 MAX_REASON_CHARS = 200
 
@@ -22,9 +22,9 @@ MAX_REASON_CHARS = 200
 async def force_offline(request: Request) -> Response:
     """`POST /realtime/users/{user_id}/presence/offline`: every connection of the user ends; every edge
     closes the user's sockets with `connection.forced_offline` once the processor applied it."""
-    principal = await _principal(request)
+    principal = await principal_of(request)
     principal.require_service()
-    edge = _edge(request)
+    edge = edge_of(request)
     reason = _reason(await request.body())
     at = now_ms()
     event = UserForcedOffline(
