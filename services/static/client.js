@@ -21,7 +21,7 @@ const CLOSING_CODES = new Set(["connection.timed_out", "connection.slow_consumer
   "limit.abuse", "auth.token_expired", "connection.forced_offline", "server.internal"]);
 
 /** An error answer of the edge (`code` from docs/errors.md), or of this client itself: `client.connect_failed`,
- * `client.connection_lost`, `client.closed`. */
+ * `client.connection_lost`, `client.closed`, `client.timeout`. */
 export class PresenceError extends Error {
   constructor(code, message, retriable = false) {
     super(message);
@@ -132,6 +132,7 @@ export class PresenceClient extends EventTarget {
       typingThrottleMs: 1000,
       backoff: { baseMs: 500, maxMs: 30000 },
       healthyAfterMs: 10000,
+      requestTimeoutMs: 30000, // reconnects included, as the Python SDK's request_timeout_s
       WebSocket: globalThis.WebSocket,
       now: () => Date.now(),
       random: Math.random,
@@ -383,7 +384,15 @@ export class PresenceClient extends EventTarget {
       return Promise.reject(this.closeInfo?.error ?? new PresenceError("client.closed", "the client is closed", false));
     }
     return new Promise((resolve, reject) => {
-      const request = { ref: ++this._ref, frame, resend, resolve, reject };
+      const timer = setTimeout(() => {
+        this._timers.delete(timer);
+        this._rejectPending((waiting) => waiting === request, new PresenceError(
+          "client.timeout", `no answer to ${frame.type} within ${this.options.requestTimeoutMs} ms`, true));
+      }, this.options.requestTimeoutMs);
+      this._timers.add(timer);
+      const settled = () => { clearTimeout(timer); this._timers.delete(timer); };
+      const request = { ref: ++this._ref, frame, resend,
+        resolve: (answer) => { settled(); resolve(answer); }, reject: (error) => { settled(); reject(error); } };
       if (this.state === "open") this._sendRequest(request);
       else this._pending.push(request);
     });

@@ -330,3 +330,14 @@ test("a token provider that fails on the first connection rejects connect", asyn
     (error) => error === failure,
   );
 });
+
+test("a request unanswered within requestTimeoutMs rejects with client.timeout; the socket stays", async () => {
+  const [client, socket] = await opened({ requestTimeoutMs: 20 });
+  const unanswered = client.setStatus("busy");
+  await assert.rejects(unanswered, (error) => error instanceof PresenceError && error.code === "client.timeout");
+  const answered = client.setStatus("away");
+  socket.receive({ type: "ack", ref: socket.last("update").ref, event_id: "e3" });
+  assert.equal(await answered, "e3");
+  assert.equal(client.state, "open");
+  client.close();
+});
