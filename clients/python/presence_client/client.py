@@ -427,7 +427,7 @@ class Client:
             session.closing_error = error
             return
         # An error without a ref is about a frame sent without one (typing, heartbeat): no request waits for it.
-        future = session.pending.get(ref) if ref is not None else None
+        future = session.pending.get(ref) if isinstance(ref, int) else None
         if future is not None and not future.done():
             future.set_exception(error)
         else:
