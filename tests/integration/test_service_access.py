@@ -96,6 +96,35 @@ async def test_a_service_forces_a_user_offline(stack: Stack, connect, channel: s
         bob, "dashboard", "account suspended", accepted["forced_offline_at"])
 
 
+async def test_a_socket_opened_after_a_forced_offline_is_not_told_it_was_forced(stack: Stack, connect,
+                                                                                channel: str) -> None:
+    """The state names the connections a forced offline ended. A later connection of the same user
+    that the processor ends for another reason (here the user erases itself) is closed as such (4408,
+    free to reconnect), not as forced offline (4409)."""
+    frank = user("frank")
+    before = await connect(frank)
+    async with heartbeating(before), service_http(stack) as http:
+        await before.join(channel)
+        answer = await http.post(f"/realtime/users/{frank}/presence/offline")
+        assert answer.status_code == 200, answer.text
+        error = await before.next(lambda f: f["type"] == "error", timeout_s=15)
+        assert error["code"] == "connection.forced_offline"
+    after = await connect(frank)
+    async with heartbeating(after), httpx.AsyncClient(base_url=stack.base_url, timeout=15) as http:
+        await after.join(channel)
+        erased = await http.delete(f"/realtime/users/{frank}/presence",
+                                   headers={"Authorization": f"Bearer {stack.token(frank)}"})
+        assert erased.status_code in (200, 202), erased.text
+        error = await after.next(lambda f: f["type"] == "error", timeout_s=15)
+        assert (error["code"], error["retriable"]) == ("connection.timed_out", True)
+
+        async def closed() -> bool:
+            return after._ws.close_code is not None
+
+        await eventually(closed, timeout_s=15)
+        assert after._ws.close_code == 4408
+
+
 async def test_a_service_reads_a_channel_no_token_claim_names(stack: Stack, connect, channel: str) -> None:
     member = await connect(user("carol"), channels=[channel])
     async with heartbeating(member), service_http(stack) as http:
