@@ -4,7 +4,7 @@ A close frame goes out only after everything written before it, and asyncio's `t
 waits for the write buffer to drain: a peer that stops reading would keep the socket open, and its
 buffers on this edge, for as long as it keeps the TCP connection alive (docs/reliability.md,
 defect E). ASGI has no abort, so this protocol offers one as a scope extension, which the app calls
-once a close bounded in time has failed (services/websocket.py); and once the app has returned, it
+once a close bounded in time has failed (services/session.py); and once the app has returned, it
 aborts a connection still not closed after uvicorn's close timeout.
 """
 
