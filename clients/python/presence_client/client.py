@@ -1,5 +1,5 @@
 """The connection to an edge: one WebSocket at a time, heartbeats, requests matched to their answers
-by `ref`, reconnects that resume every channel, and the REST reads.
+by `ref`, reconnects that resume every channel; the REST reads are in rest.py.
 
 - `open()` makes the first connection; if it fails, that error is raised.
 - A socket that ends for any other reason than the closes below is opened again after a backoff
@@ -18,20 +18,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import itertools
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Iterable
 from types import TracebackType
 from typing import Any
-from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
 import httpx
 import websockets
-from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 
 from presence_client.backoff import Backoff
@@ -45,42 +41,17 @@ from presence_client.errors import (
 )
 from presence_client.presence import ChannelPresence, Throttle, WatchedUsers
 from presence_client.records import QueryResult, UserChange, UserGone, UserPresence, Welcome
+from presence_client.rest import Rest
+from presence_client.session import Lost, Session, enter_frame, refusal, socket_url
+from presence_client.tokens import TokenProvider, Tokens
 
 log = logging.getLogger("presence_client")
 
-TokenProvider = Callable[[], str | Awaitable[str]]
 CHANNEL_FRAMES = frozenset({"presence.snapshot", "presence.diff", "presence.batch", "presence.resumed"})
 # Error codes sent just before the edge closes the socket: they say why, they answer no request.
 CLOSING_CODES = frozenset({"connection.timed_out", "connection.slow_consumer", "service.broker_unavailable",
                            "limit.abuse", "connection.forced_offline", "server.internal", "auth.token_expired",
                            "auth.invalid_token", "auth.missing_token"})
-HANDSHAKE_RETRIABLE = frozenset({429, 500, 502, 503, 504})
-
-
-class _Lost(Exception):
-    """The socket a request went out on ended before its answer."""
-
-
-@dataclass(eq=False)
-class _Session:
-    ws: ClientConnection
-    welcome: Welcome
-    opened_at: float = field(default_factory=time.monotonic)
-    last_sent: float = field(default_factory=time.monotonic)
-    pending: dict[int, asyncio.Future[dict[str, Any]]] = field(default_factory=dict)
-    closing_error: PresenceError | None = None  # the error frame that came before the close
-    heartbeats: asyncio.Task[None] | None = None
-
-    async def send(self, frame: dict[str, Any]) -> None:
-        self.last_sent = time.monotonic()
-        await self.ws.send(json.dumps(frame))
-
-    def end(self) -> None:
-        if self.heartbeats is not None:
-            self.heartbeats.cancel()
-        for future in self.pending.values():
-            if not future.done():
-                future.set_exception(_Lost())
 
 
 class Client:
@@ -94,8 +65,7 @@ class Client:
         if token is None and token_provider is None:
             raise ValueError("give a token or a token_provider")
         self.url = url.rstrip("/")
-        self._token = token
-        self._token_provider = token_provider
+        self._tokens = Tokens(token, token_provider)
         self._device = device
         self._metadata = metadata
         self._backoff = backoff or Backoff()
@@ -104,13 +74,14 @@ class Client:
         self._refs = itertools.count(1)
         self._channels: dict[str, ChannelPresence] = {}
         self._watches: list[WatchedUsers] = []
-        self._session: _Session | None = None
+        self._session: Session | None = None
         self._live = asyncio.Event()  # set while a session is open, and once the client has ended
         self._ended: PresenceClientError | None = None
         self._done = asyncio.Event()
         self._runner: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._http = httpx.AsyncClient(base_url=self.url, timeout=request_timeout_s, transport=transport)
+        self._rest = Rest(self._http, self._tokens)
         self.welcome: Welcome | None = None  # of the current (or last) connection
         self.token_expires_at: int | None = None  # epoch ms, as the edge holds it for the open socket
         self.connections = 0  # sockets opened so far
@@ -127,8 +98,8 @@ class Client:
 
     async def open(self) -> None:
         try:
-            if self._token is None:
-                self._token = await self._fresh_token()
+            if self._tokens.current is None:
+                await self._tokens.fresh()
             session = await self._connect()
         except (OSError, TimeoutError, WebSocketException) as exc:
             await self._http.aclose()
@@ -243,33 +214,16 @@ class Client:
     # REST
 
     async def user(self, user_id: str) -> UserPresence:
-        return UserPresence.from_json(await self._rest("GET", f"/realtime/users/{quote(user_id, safe='')}/presence"))
+        return await self._rest.user(user_id)
 
     async def query(self, user_ids: Iterable[str]) -> QueryResult:
-        return QueryResult.from_json(await self._rest("POST", "/realtime/presence/query",
-                                                      {"user_ids": list(user_ids)}))
-
-    async def _rest(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
-        for attempt in range(2):
-            response = await self._http.request(method, path, json=body,
-                                                headers={"Authorization": f"Bearer {self._token}"})
-            if response.status_code == 401 and self._token_provider is not None and attempt == 0:
-                self._token = await self._fresh_token()
-                continue
-            break
-        try:
-            answer: dict[str, Any] = response.json()
-        except ValueError:  # not the edge's answer (a proxy's error page)
-            answer = {"error": {"code": f"http.{response.status_code}", "message": response.text[:200]}}
-        if response.is_error:
-            raise PresenceError.from_body(answer.get("error", {}))
-        return answer
+        return await self._rest.query(user_ids)
 
     # The socket
 
     async def request(self, frame: dict[str, Any], resend: bool = True) -> dict[str, Any]:
         """Sends a frame with a fresh `ref` and answers the frame that answers it; sent again on the next
-        socket if this one ends first (unless not `resend`: then `_Lost`). Raises `PresenceError` on an
+        socket if this one ends first (unless not `resend`: then `Lost`). Raises `PresenceError` on an
         `error` answer; `TimeoutError` if no answer came within `request_timeout_s`, reconnects included."""
         async with asyncio.timeout(self._request_timeout_s):
             return await self._request(frame, resend)
@@ -283,9 +237,9 @@ class Client:
             try:
                 await session.send({**frame, "ref": ref})
                 return await future
-            except (_Lost, ConnectionClosed):
+            except (Lost, ConnectionClosed):
                 if not resend:
-                    raise _Lost() from None
+                    raise Lost() from None
                 continue
             finally:
                 session.pending.pop(ref, None)
@@ -298,7 +252,7 @@ class Client:
             with contextlib.suppress(ConnectionClosed):
                 await self._session.send(frame)
 
-    async def _live_session(self) -> _Session:
+    async def _live_session(self) -> Session:
         while True:
             if self._ended is not None:
                 raise self._ended
@@ -307,37 +261,28 @@ class Client:
             self._live.clear()
             await self._live.wait()
 
-    def _ws_url(self) -> str:
-        parts = urlsplit(self.url)
-        query: dict[str, str] = {"token": self._token or ""}
-        if self._device is not None:
-            query["device"] = self._device
-        if self._metadata is not None:
-            query["metadata"] = json.dumps(self._metadata)
-        scheme = "wss" if parts.scheme == "https" else "ws"
-        return urlunsplit((scheme, parts.netloc, parts.path + "/realtime/ws", urlencode(query), ""))
-
-    async def _connect(self) -> _Session:
+    async def _connect(self) -> Session:
         """Opens a socket, takes its welcome, and resumes every channel and watch on it."""
         try:
-            ws = await websockets.connect(self._ws_url(), open_timeout=self._request_timeout_s)
+            ws = await websockets.connect(socket_url(self.url, self._tokens.current, self._device, self._metadata),
+                                          open_timeout=self._request_timeout_s)
         except InvalidStatus as exc:
-            raise _refusal(exc) from exc
+            raise refusal(exc) from exc
         try:
             first = json.loads(await ws.recv())
             if first.get("type") != "welcome":
                 raise PresenceError.from_body(first)  # e.g. service.broker_unavailable, then a close
-            session = _Session(ws, Welcome.from_json(first))
+            session = Session(ws, Welcome.from_json(first))
             for presence in self._channels.values():
                 if presence.view.seq is not None:  # one still waiting for its first view: its request goes again
                     since = None if presence.view.resync_pending else presence.view.seq
-                    await session.send(_enter_frame(presence, since))
+                    await session.send(enter_frame(presence, since))
             if watched := set().union(*(w.user_ids for w in self._watches)):
                 await session.send({"type": "watch", "users": sorted(watched)})
         except BaseException:
             await ws.close()
             raise
-        session.heartbeats = asyncio.create_task(self._heartbeat(session), name="presence-heartbeats")
+        session.heartbeats = asyncio.create_task(session.heartbeat(), name="presence-heartbeats")
         self.welcome, self._session = session.welcome, session
         self._metadata = None  # the edge stores it with the user: a reconnect must not undo a later update
         self.token_expires_at = session.welcome.token_expires_at
@@ -345,7 +290,7 @@ class Client:
         self._live.set()
         return session
 
-    async def _run(self, session: _Session) -> None:
+    async def _run(self, session: Session) -> None:
         try:
             while True:
                 await self._serve(session)
@@ -366,15 +311,15 @@ class Client:
             log.exception("presence client failed")
             self._end(PresenceClientError(f"the client failed: {exc!r}"))
 
-    async def _reconnect(self, refresh_token: bool) -> _Session:
+    async def _reconnect(self, refresh_token: bool) -> Session:
         while True:
             await asyncio.sleep(self._backoff.next_delay())
             try:
                 if refresh_token:
-                    self._token = await self._fresh_token()
+                    await self._tokens.fresh()
                 return await self._connect()
             except PresenceError as exc:
-                if isinstance(exc, AuthenticationError) and self._token_provider is not None:
+                if isinstance(exc, AuthenticationError) and self._tokens.provider is not None:
                     refresh_token = True
                 elif not exc.retriable:
                     raise
@@ -386,16 +331,16 @@ class Client:
             return error if isinstance(error, ForcedOfflineError) else ForcedOfflineError("connection.forced_offline")
         if code == 4403:
             return error or PresenceError("auth.origin_forbidden")
-        if code == 4401 and self._token_provider is None:
+        if code == 4401 and self._tokens.provider is None:
             return error or AuthenticationError("auth.invalid_token")
         return None
 
-    async def _serve(self, session: _Session) -> None:
+    async def _serve(self, session: Session) -> None:
         with contextlib.suppress(ConnectionClosed):
             async for message in session.ws:
                 await self._dispatch(session, json.loads(message))
 
-    async def _dispatch(self, session: _Session, frame: dict[str, Any]) -> None:
+    async def _dispatch(self, session: Session, frame: dict[str, Any]) -> None:
         kind, ref = frame.get("type"), frame.get("ref")
         if kind == "error":
             self._answer_error(session, PresenceError.from_body(frame), ref)
@@ -405,7 +350,7 @@ class Client:
             for change in applied.changes:
                 presence.listeners.emit(change)
             if applied.resync:
-                await session.send(_enter_frame(presence, since=None))
+                await session.send(enter_frame(presence, since=None))
         elif kind == "presence.users":
             users = {u.user_id: u for u in map(UserPresence.from_json, frame["users"])}
             for watched in self._watches:
@@ -417,12 +362,12 @@ class Client:
             for watched in self._watches:
                 if user.user_id in watched.user_ids:
                     watched.changed(user)
-        elif kind == "auth.expiring" and self._token_provider is not None:
+        elif kind == "auth.expiring" and self._tokens.provider is not None:
             self._spawn(self._reauthenticate())
         if ref is not None and (future := session.pending.get(ref)) is not None and not future.done():
             future.set_result(frame)
 
-    def _answer_error(self, session: _Session, error: PresenceError, ref: object) -> None:
+    def _answer_error(self, session: Session, error: PresenceError, ref: object) -> None:
         if error.code in CLOSING_CODES:
             session.closing_error = error
             return
@@ -433,30 +378,15 @@ class Client:
         else:
             log.warning("error frame answering no request: %s", error)
 
-    async def _heartbeat(self, session: _Session) -> None:
-        every_s = session.welcome.heartbeat_s / 2  # half: a late wake-up or a slow network still arrives in time
-        with contextlib.suppress(ConnectionClosed):
-            while True:  # any frame counts as a sign of life: a heartbeat only after a quiet interval
-                quiet_s = time.monotonic() - session.last_sent
-                if quiet_s >= every_s:
-                    await session.send({"type": "heartbeat"})
-                    quiet_s = 0
-                await asyncio.sleep(every_s - quiet_s)
-
     async def _reauthenticate(self) -> None:
-        self._token = await self._fresh_token()
+        token = await self._tokens.fresh()
         try:  # not sent again on a new socket: that one opens with the token of its own time
-            ack = await self.request({"type": "auth", "token": self._token}, resend=False)
+            ack = await self.request({"type": "auth", "token": token}, resend=False)
             self.token_expires_at = ack.get("token_expires_at")
-        except _Lost:
+        except Lost:
             pass
         except PresenceError as exc:  # the socket closes at expiry with 4401; the reconnect takes a new token
             log.warning("re-authentication refused: %s", exc)
-
-    async def _fresh_token(self) -> str:
-        assert self._token_provider is not None
-        token = self._token_provider()
-        return await token if inspect.isawaitable(token) else token
 
     def _spawn(self, work: Awaitable[None]) -> None:
         task: asyncio.Task[None] = asyncio.ensure_future(work)
@@ -479,25 +409,6 @@ class Client:
                     future.set_exception(error)
         self._live.set()
         self._done.set()
-
-
-def _enter_frame(presence: ChannelPresence, since: int | None) -> dict[str, Any]:
-    frame: dict[str, Any] = {"type": "join" if presence.joined else "subscribe", "channel": presence.channel}
-    if since is not None:
-        frame["since"] = since
-    return frame
-
-
-def _refusal(exc: InvalidStatus) -> PresenceError:
-    """The edge refused the handshake with an HTTP error body."""
-    status = exc.response.status_code
-    try:
-        body = json.loads(exc.response.body or b"{}").get("error", {})
-    except ValueError:
-        body = {}
-    error = PresenceError.from_body({"code": f"http.{status}", **body})
-    error.retriable = error.retriable or status in HANDSHAKE_RETRIABLE
-    return error
 
 
 # `async with connect(url, token=...) as client`: the client of the edge at `url` (http://127.0.0.1:8080).
