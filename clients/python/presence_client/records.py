@@ -84,13 +84,14 @@ class Welcome:
     timeout_s: float
     typing_timeout_s: float
     token_expires_at: int | None = None
+    service: str | None = None  # the service key's name on a service's socket (then `user_id` is "")
 
     @classmethod
     def from_json(cls, body: dict[str, Any]) -> Welcome:
         return cls(
             connection_id=body["connection_id"], user_id=body["user_id"], edge_id=body["edge_id"],
             heartbeat_s=body["heartbeat_s"], timeout_s=body["timeout_s"], typing_timeout_s=body["typing_timeout_s"],
-            token_expires_at=body.get("token_expires_at"),
+            token_expires_at=body.get("token_expires_at"), service=body.get("service"),
         )
 
 
@@ -103,6 +104,41 @@ class QueryResult:
     def from_json(cls, body: dict[str, Any]) -> QueryResult:
         users = (UserPresence.from_json(u) for u in body["users"])
         return cls(users={u.user_id: u for u in users}, not_found=tuple(body.get("not_found", ())))
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelPage:
+    """A REST read of a channel's presence: one page of its members (by user id), or every page's members as
+    `ServiceClient.channel` answers them (then `next_cursor` is None)."""
+
+    channel: str
+    seq: int
+    occupancy: int
+    typing: frozenset[str]
+    members: dict[str, Member]
+    next_cursor: str | None = None
+
+    @classmethod
+    def from_json(cls, body: dict[str, Any]) -> ChannelPage:
+        members = (Member.from_json(m) for m in body.get("members", ()))
+        return cls(channel=body["channel"], seq=body["seq"], occupancy=body["occupancy"],
+                   typing=frozenset(body.get("typing", ())), members={m.user_id: m for m in members},
+                   next_cursor=body.get("next_cursor"))
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelSummary:
+    """A channel with members, as `GET /realtime/channels` lists it."""
+
+    channel: str
+    occupancy: int
+    seq: int
+    typing: frozenset[str] = frozenset()
+
+    @classmethod
+    def from_json(cls, body: dict[str, Any]) -> ChannelSummary:
+        return cls(channel=body["channel"], occupancy=body["occupancy"], seq=body["seq"],
+                   typing=frozenset(body.get("typing", ())))
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,5 @@
-"""The REST reads: one user's presence, and a query of many users'."""
+"""REST calls with the client's credential, their errors raised as `PresenceError`: one user's presence and a
+query of many users' for a `Client`; service.py makes a service's calls with `request`."""
 
 from __future__ import annotations
 
@@ -21,15 +22,17 @@ class Rest:
         self._tokens = tokens
 
     async def user(self, user_id: str) -> UserPresence:
-        return UserPresence.from_json(await self._request("GET", f"/realtime/users/{quote(user_id, safe='')}/presence"))
+        return UserPresence.from_json(await self.request("GET", f"/realtime/users/{quote(user_id, safe='')}/presence"))
 
     async def query(self, user_ids: Iterable[str]) -> QueryResult:
-        return QueryResult.from_json(await self._request("POST", "/realtime/presence/query",
-                                                         {"user_ids": list(user_ids)}))
+        return QueryResult.from_json(await self.request("POST", "/realtime/presence/query",
+                                                        {"user_ids": list(user_ids)}))
 
-    async def _request(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    async def request(self, method: str, path: str, body: dict[str, Any] | None = None,
+                      params: dict[str, str] | None = None) -> dict[str, Any]:
+        """The answer's JSON body; an error answer raises `PresenceError` (a subclass by its code)."""
         for attempt in range(2):
-            response = await self._http.request(method, path, json=body,
+            response = await self._http.request(method, path, json=body, params=params,
                                                 headers={"Authorization": f"Bearer {self._tokens.current}"})
             if response.status_code == 401 and self._tokens.provider is not None and attempt == 0:
                 await self._tokens.fresh()
