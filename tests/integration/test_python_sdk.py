@@ -1,6 +1,6 @@
 """The Python SDK (clients/python) against the real stack: presence seen both ways, status, typing and
 its expiry, a cut network healed by a reconnect that resumes, forced offline, token refresh, watches
-and the bulk query; and the SDK README's example runs as written."""
+and the bulk query; and the SDK README's examples (a user's, a backend's) run as written."""
 
 from __future__ import annotations
 
@@ -304,7 +304,8 @@ async def test_the_readme_example_runs_as_written(stack: Stack, tmp_path: Path) 
     for index, code in enumerate(blocks):
         script = tmp_path / f"readme_{index}.py"
         script.write_text(code)
-        env = {**os.environ, "PRESENCE_URL": stack.base_url, "PRESENCE_TOKEN": stack.token(user("reader"))}
+        env = {**os.environ, "PRESENCE_URL": stack.base_url, "PRESENCE_TOKEN": stack.token(user("reader")),
+               "PRESENCE_SERVICE_KEY": stack.service_key()}
         process = await asyncio.create_subprocess_exec(sys.executable, str(script), env=env, cwd=tmp_path,
                                                        stdout=asyncio.subprocess.PIPE,
                                                        stderr=asyncio.subprocess.PIPE)
