@@ -7,7 +7,7 @@ import sys
 
 from streams import agents, metrics, sweeper  # noqa: F401  (registers the agents and the timer)
 from streams.app import app, settings
-from streams.logs import json_log_config
+from streams.logs import SpinnerlessWorker, json_log_config
 from streams.tuning import quiet_loggers
 
 # PRESENCE_LOG_LEVEL is shared with the edge, which spells it "warning".
@@ -29,6 +29,7 @@ if __name__ == "__main__":
     quiet = []
     if settings.log_format == "json":
         app.conf.logging_config = json_log_config(LEVEL)
+        app.conf.Worker = SpinnerlessWorker  # type: ignore[assignment]  # faust types it as a symbol or a class
         quiet = ["--quiet"]  # no banner on stdout: every line is a JSON object
     sys.argv = [sys.argv[0], *quiet, "worker", "--without-web", "--loglevel", LEVEL, *sys.argv[1:]]
     app.main()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import faust
 from pythonjsonlogger.json import JsonFormatter
 
 
@@ -23,3 +24,12 @@ def json_log_config(level: str) -> dict[str, Any]:
         "handlers": {"stdout": {"class": "logging.StreamHandler", "stream": "ext://sys.stdout", "formatter": "json"}},
         "root": {"handlers": ["stdout"], "level": level.upper()},
     }
+
+
+class SpinnerlessWorker(faust.Worker):
+    """Faust's start-up spinner writes cursor escape codes to stdout even when stdout is no terminal (a log
+    file, a container's log), so a JSON log would get lines that are not JSON. This worker has no spinner."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.spinner = None

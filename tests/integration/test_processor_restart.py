@@ -7,6 +7,7 @@ belong to the reliability suite (tests/chaos/test_processor_kills.py), not to th
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from typing import Any
 
@@ -38,7 +39,9 @@ async def test_processor_restart_loses_no_presence_state(stack: Stack, connect, 
         await watcher.next(diff_with(channel, "updates", user_id, connections=2))
 
         stack.stop_worker(stack.workers[-1])
-        stack.start_worker()
+        log = stack.logs / f"worker-{len(stack.workers)}.log"  # appended to across runs: read from here on
+        logged_before = log.stat().st_size if log.exists() else 0
+        stack.start_worker(PRESENCE_LOG_FORMAT="json", PRESENCE_LOG_LEVEL="info")  # JSON, as production would
 
         # Heartbeats written while no worker ran must not turn into timeouts once one catches up.
         after = len(watcher.frames)
@@ -50,6 +53,9 @@ async def test_processor_restart_loses_no_presence_state(stack: Stack, connect, 
         timeouts = [f for f in watcher.frames[after:] if f["type"] == "presence.diff"
                     and any(d["reason"] == "timeout" for d in f["leaves"])]
         assert timeouts == []
+    # Every line the replacement wrote, its start and its folding, is one JSON object.
+    records = [json.loads(line) for line in log.read_bytes()[logged_before:].decode().splitlines()]
+    assert records and all({"timestamp", "level", "logger", "message"} <= record.keys() for record in records)
 
 
 async def processing(http: httpx.AsyncClient, stack: Stack) -> None:
